@@ -1,0 +1,104 @@
+"""Periodic deterministic evaluation, best-checkpoint saving and the stop-value rule (nerveX's evaluator)."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from lightning_rl.utils.checks import check_positive
+from lightning_rl.utils.logging import log_to_loggers
+
+
+class Evaluator(pl.Callback):
+    """Evaluate the policy every ``eval_interval`` gradient updates on the DataModule's eval envs.
+
+    Logs ``eval/return_mean``, ``eval/return_std`` and ``eval/episode_len`` (with ``env_steps``), saves
+    ``<log_dir>/checkpoints/best.ckpt`` whenever the mean return improves and stops training once it
+    reaches ``stop_value``. Under DDP, rank 0 runs the episodes and broadcasts the result, so every rank
+    takes the same save/stop decision (and joins the same collectives). Training also gets a final
+    evaluation when it ends for another reason (step or env-step budget).
+
+    Args:
+        eval_interval: gradient updates between evaluations.
+        n_episodes: episodes per evaluation (``None``: the DataModule's ``eval_episodes``).
+        stop_value: stop when ``eval/return_mean >= stop_value`` (``None``: never).
+        save_best: save the best checkpoint.
+    """
+
+    def __init__(
+        self,
+        eval_interval: int = 1_000,
+        n_episodes: int | None = None,
+        stop_value: float | None = None,
+        save_best: bool = True,
+    ):
+        check_positive(eval_interval=eval_interval, n_episodes=n_episodes)
+        self.eval_interval = eval_interval
+        self.n_episodes = n_episodes
+        self.stop_value = stop_value
+        self.save_best = save_best
+        self.best_return = -math.inf
+        self.last_return: float | None = None
+        self.best_model_path: str | None = None
+        self.stop_value_reached = False
+        self._last_eval_iter = 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if pl_module.train_iter - self._last_eval_iter >= self.eval_interval:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if pl_module.train_iter != self._last_eval_iter:
+            self.evaluate(trainer, pl_module)
+
+    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._last_eval_iter = pl_module.train_iter
+        result = torch.zeros(3, dtype=torch.float64)
+        if trainer.is_global_zero:
+            stats = trainer.datamodule.evaluate(pl_module, self.n_episodes)
+            result = torch.tensor([stats.return_mean, stats.return_std, stats.length_mean], dtype=torch.float64)
+        result = trainer.strategy.broadcast(result, src=0)
+        return_mean, return_std, length_mean = result.tolist()
+        self.last_return = return_mean
+        log_to_loggers(
+            trainer,
+            {"eval/return_mean": return_mean, "eval/return_std": return_std, "eval/episode_len": length_mean},
+            env_steps=pl_module.env_steps,
+            train_iter=pl_module.train_iter,
+        )
+        if return_mean > self.best_return:
+            self.best_return = return_mean
+            if self.save_best:
+                self.best_model_path = os.path.join(_checkpoint_dir(trainer), "best.ckpt")
+                trainer.save_checkpoint(self.best_model_path)
+        if self.stop_value is not None and return_mean >= self.stop_value:
+            self.stop_value_reached = True
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best_return": self.best_return,
+            "last_return": self.last_return,
+            "best_model_path": self.best_model_path,
+            "stop_value_reached": self.stop_value_reached,
+            "last_eval_iter": self._last_eval_iter,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_return = state_dict["best_return"]
+        self.last_return = state_dict["last_return"]
+        self.best_model_path = state_dict["best_model_path"]
+        self.stop_value_reached = state_dict["stop_value_reached"]
+        self._last_eval_iter = state_dict["last_eval_iter"]
+
+
+def _checkpoint_dir(trainer: pl.Trainer) -> str:
+    """Beside Lightning's own checkpoints: ``<log_dir>/checkpoints``."""
+    checkpoint_callback = trainer.checkpoint_callback
+    if checkpoint_callback is not None and getattr(checkpoint_callback, "dirpath", None):
+        return checkpoint_callback.dirpath
+    return os.path.join(trainer.log_dir or trainer.default_root_dir, "checkpoints")

@@ -1,0 +1,106 @@
+"""The common base of env-backed DataModules: env spec, counters, per-rank seeding, evaluation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import pytorch_lightning as pl
+from pytorch_lightning.trainer.states import TrainerFn
+
+from lightning_rl.envs import EpisodeStats, make_vector_env, probe_env_spec, resolve_env_factory, run_episodes
+from lightning_rl.envs.vector import EnvFactory, Vectorization
+from lightning_rl.utils.checks import check_choice, check_positive
+
+if TYPE_CHECKING:
+    from lightning_rl.policies.base import RLPolicy
+
+# Ranks' env seeds are this far apart so that no two ranks' envs share a seed.
+RANK_SEED_STRIDE = 100_003
+
+
+class EnvDataModule(pl.LightningDataModule):
+    """Owns the environments of a run; subclasses add collection and the training data stream.
+
+    The env is resolved (and one instance built to read its spaces) in ``__init__``, so an unknown
+    id or an unsupported space fails before any training starts.
+
+    Args:
+        env_id: a registered gymnasium id, e.g. ``"CartPole-v1"``.
+        env_fn: instead of ``env_id``: a callable (dotted import path in YAML) returning a ``gymnasium.Env``.
+        env_kwargs: keyword arguments for ``gymnasium.make`` / ``env_fn``.
+        n_envs: training envs per rank.
+        vectorization: ``"sync"`` (in-process) or ``"async"`` (subprocesses).
+        seed: base seed of envs and sampling; rank ``r`` uses ``seed + r * 100003`` for its envs.
+        max_env_steps: stop training after this many global env steps (``None``: no env-step budget).
+        eval_episodes: episodes per evaluation (the Evaluator callback and ``validate``).
+        eval_seed: reset seed of evaluation envs; the same seed every time makes evaluations comparable.
+    """
+
+    def __init__(
+        self,
+        env_id: str | None = "CartPole-v1",
+        env_fn: EnvFactory | None = None,
+        env_kwargs: dict[str, Any] | None = None,
+        n_envs: int = 8,
+        vectorization: Vectorization = "sync",
+        seed: int = 0,
+        max_env_steps: int | None = None,
+        eval_episodes: int = 20,
+        eval_seed: int = 10_000,
+    ):
+        super().__init__()
+        check_positive(n_envs=n_envs, max_env_steps=max_env_steps, eval_episodes=eval_episodes)
+        check_choice("vectorization", vectorization, ("sync", "async"))
+        self.env_name, self.make_env = resolve_env_factory(env_id, env_fn, env_kwargs)
+        self.env_spec: dict[str, Any] = probe_env_spec(self.env_name, self.make_env).to_dict()
+        self.n_envs = n_envs
+        self.vectorization = vectorization
+        self.seed = seed
+        self.max_env_steps = max_env_steps
+        self.eval_episodes = eval_episodes
+        self.eval_seed = eval_seed
+        self.env_steps = 0  # global: summed over ranks
+        self.episodes = 0  # global
+        self._eval_env: gym.vector.VectorEnv | None = None
+
+    @property
+    def rank(self) -> int:
+        return self.trainer.global_rank if self.trainer is not None else 0
+
+    @property
+    def world_size(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    @property
+    def rank_seed(self) -> int:
+        return self.seed + self.rank * RANK_SEED_STRIDE
+
+    def budget_reached(self) -> bool:
+        return self.max_env_steps is not None and self.env_steps >= self.max_env_steps
+
+    # --- evaluation ------------------------------------------------------------------------------
+    def evaluate(self, policy: RLPolicy, n_episodes: int | None = None) -> EpisodeStats:
+        """Deterministic episodes with ``policy.act(obs, mode="eval")`` on envs separate from training."""
+        n_episodes = n_episodes or self.eval_episodes
+        if self._eval_env is None or self._eval_env.num_envs != min(n_episodes, 32):
+            self._close_eval_env()
+            self._eval_env = make_vector_env(self.make_env, min(n_episodes, 32), self.vectorization)
+        return run_episodes(lambda obs: policy.act(obs, mode="eval"), self._eval_env, n_episodes, self.eval_seed)
+
+    def val_dataloader(self) -> list[int]:
+        # One "batch" per validation run: the policy's validation_step evaluates whole episodes. During
+        # fit, evaluation belongs to the Evaluator callback, so the fit loop gets no validation batches.
+        return [0] if self.trainer is not None and self.trainer.state.fn == TrainerFn.VALIDATING else []
+
+    def metrics(self) -> dict[str, float]:
+        """``collect/…`` and ``buffer/…`` figures for the policy to log."""
+        return {}
+
+    def teardown(self, stage: str) -> None:
+        self._close_eval_env()
+
+    def _close_eval_env(self) -> None:
+        if self._eval_env is not None:
+            self._eval_env.close()
+            self._eval_env = None

@@ -1,0 +1,3 @@
+from lightning_rl.cli import main
+
+main()

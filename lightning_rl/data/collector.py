@@ -1,0 +1,84 @@
+"""Stepping a vector env with the live policy and turning its output into true transitions."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from lightning_rl.envs.vector import true_next_obs
+
+
+class VectorStep(NamedTuple):
+    """One step of ``E`` envs. ``next_obs`` is the true successor (the final obs where an episode ended)."""
+
+    obs: Tensor  # (E, *obs_shape)
+    action: Tensor  # (E,) or (E, *action_shape)
+    reward: Tensor  # (E,) float32
+    terminated: Tensor  # (E,) bool
+    truncated: Tensor  # (E,) bool
+    next_obs: Tensor  # (E, *obs_shape)
+
+
+class VectorCollector:
+    """Runs a vector env (``SAME_STEP`` autoreset) and keeps episode statistics.
+
+    Args:
+        env: the vector env; its episodes restart from :meth:`reset`.
+        stats_window: number of recent finished episodes that :meth:`episode_stats` averages.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, stats_window: int = 100):
+        self.env = env
+        self._obs: np.ndarray | None = None
+        self._ep_return = np.zeros(env.num_envs)
+        self._ep_length = np.zeros(env.num_envs, dtype=np.int64)
+        self.recent_returns: deque[float] = deque(maxlen=stats_window)
+        self.recent_lengths: deque[int] = deque(maxlen=stats_window)
+
+    def reset(self, seed: int) -> None:
+        self._obs, _ = self.env.reset(seed=seed)
+        self._ep_return[:] = 0.0
+        self._ep_length[:] = 0
+
+    def step(self, act: Callable[[Tensor], Tensor]) -> VectorStep:
+        """Act on the current observations and step every env once."""
+        if self._obs is None:
+            raise RuntimeError("VectorCollector.step() called before reset()")
+        obs = torch.as_tensor(self._obs)
+        action = act(obs).cpu()
+        next_obs, reward, terminated, truncated, info = self.env.step(action.numpy())
+        done = terminated | truncated
+        self._track_episodes(reward, done)
+        transition = VectorStep(
+            obs=obs,
+            action=action,
+            reward=torch.as_tensor(reward, dtype=torch.float32),
+            terminated=torch.as_tensor(terminated),
+            truncated=torch.as_tensor(truncated),
+            next_obs=torch.as_tensor(true_next_obs(next_obs, done, info)),
+        )
+        self._obs = next_obs
+        return transition
+
+    def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
+        self._ep_return += reward
+        self._ep_length += 1
+        for i in np.flatnonzero(done):
+            self.recent_returns.append(float(self._ep_return[i]))
+            self.recent_lengths.append(int(self._ep_length[i]))
+        self._ep_return[done] = 0.0
+        self._ep_length[done] = 0
+
+    def episode_stats(self) -> dict[str, float]:
+        if not self.recent_returns:
+            return {}
+        return {
+            "collect/return_mean": float(np.mean(self.recent_returns)),
+            "collect/episode_len": float(np.mean(self.recent_lengths)),
+        }

@@ -1,0 +1,32 @@
+"""nerveX's serial entry: train from a config in one call and get the run summary back."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+
+from lightning_rl.cli import RLCLI
+
+
+def serial_pipeline(config: str | os.PathLike | dict[str, Any], seed: int = 0, **overrides: Any) -> dict[str, Any]:
+    """Train with the CLI's machinery and return the run summary.
+
+    Args:
+        config: path of a YAML config (as in ``configs/``) or a dict of the same shape.
+        seed: sets ``seed_everything`` and the DataModule's env/sampling ``seed``.
+        overrides: dotted keys, e.g. ``**{"trainer.max_steps": 1000, "data.init_args.nstep": 3}``.
+
+    Returns:
+        ``{"env_steps", "train_iter", "eval_return_mean", "stop_value_reached", "wall_time_s", "ckpt_path"}``
+        (also written as ``result.json`` in the run's log directory).
+    """
+    if not isinstance(config, dict):
+        with open(config) as f:
+            config = yaml.safe_load(f)
+    args = ["fit", "--config", yaml.safe_dump(config), "--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
+    for key, value in overrides.items():
+        args += [f"--{key}", value if isinstance(value, str) else yaml.safe_dump(value).strip().removesuffix("...").strip()]
+    cli = RLCLI(args=args)
+    return cli.result

@@ -1,0 +1,64 @@
+"""Deterministic evaluation rollouts on a vector env."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class EpisodeStats:
+    """Returns and lengths of finished episodes."""
+
+    returns: np.ndarray  # (n_episodes,) float64
+    lengths: np.ndarray  # (n_episodes,) int64
+
+    @property
+    def return_mean(self) -> float:
+        return float(self.returns.mean())
+
+    @property
+    def return_std(self) -> float:
+        return float(self.returns.std())
+
+    @property
+    def length_mean(self) -> float:
+        return float(self.lengths.mean())
+
+
+def run_episodes(
+    act: Callable[[torch.Tensor], torch.Tensor], env: gym.vector.VectorEnv, n_episodes: int, seed: int
+) -> EpisodeStats:
+    """Run exactly ``n_episodes`` episodes with ``act`` (obs (E, *obs_shape) -> actions (E, ...)).
+
+    Episodes are split evenly over the envs before starting, so short episodes are not over-counted
+    (taking the first ``n`` to finish would bias the mean towards failures). Resetting with the same
+    ``seed`` makes repeated evaluations of the same policy identical.
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    n_envs = env.num_envs
+    quota = np.full(n_envs, n_episodes // n_envs) + (np.arange(n_envs) < n_episodes % n_envs)
+    returns: list[float] = []
+    lengths: list[int] = []
+    ep_return = np.zeros(n_envs)
+    ep_length = np.zeros(n_envs, dtype=np.int64)
+    obs, _ = env.reset(seed=seed)
+    while (quota > 0).any():
+        with torch.no_grad():
+            action = act(torch.as_tensor(obs))
+        obs, reward, terminated, truncated, _ = env.step(action.cpu().numpy())
+        ep_return += reward
+        ep_length += 1
+        for i in np.flatnonzero((terminated | truncated) & (quota > 0)):
+            returns.append(ep_return[i])
+            lengths.append(ep_length[i])
+            quota[i] -= 1
+        done = terminated | truncated
+        ep_return[done] = 0.0
+        ep_length[done] = 0
+    return EpisodeStats(np.asarray(returns, dtype=np.float64), np.asarray(lengths, dtype=np.int64))

@@ -1,0 +1,78 @@
+"""What a policy needs to know about an environment, as plain data.
+
+`EnvSpec` is built from gymnasium spaces once, by the DataModule, and handed to the policy (the CLI
+links ``data.env_spec`` to ``model.env_spec``). It travels as a dict of primitives so it can live in
+``hparams`` and in checkpoints that load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+
+ActionType = Literal["discrete", "continuous"]
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Observation and action description of one (single, not vectorized) environment.
+
+    Attributes:
+        env_id: gymnasium id or factory name, for messages.
+        obs_shape: shape of one observation, e.g. ``(4,)`` or ``(4, 84, 84)``.
+        obs_dtype: numpy dtype name of observations (``"float32"``, ``"uint8"``).
+        action_type: ``"discrete"`` (gymnasium ``Discrete``) or ``"continuous"`` (``Box``).
+        n_actions: number of discrete actions (0 for continuous).
+        action_shape: shape of one continuous action (``()`` for discrete).
+        action_low, action_high: bounds of continuous actions (empty for discrete).
+    """
+
+    env_id: str
+    obs_shape: tuple[int, ...]
+    obs_dtype: str
+    action_type: ActionType
+    n_actions: int = 0
+    action_shape: tuple[int, ...] = ()
+    action_low: tuple[float, ...] = ()
+    action_high: tuple[float, ...] = ()
+
+    @classmethod
+    def from_spaces(cls, env_id: str, observation_space: gym.Space, action_space: gym.Space) -> EnvSpec:
+        if not isinstance(observation_space, gym.spaces.Box):
+            raise ValueError(
+                f"env '{env_id}': observation space {observation_space} is not supported; "
+                "allowed: gymnasium.spaces.Box (vector or image observations)"
+            )
+        obs = {"obs_shape": tuple(observation_space.shape), "obs_dtype": np.dtype(observation_space.dtype).name}
+        if isinstance(action_space, gym.spaces.Discrete):
+            if action_space.start != 0:
+                raise ValueError(f"env '{env_id}': Discrete action space must start at 0, got {action_space}")
+            return cls(env_id, action_type="discrete", n_actions=int(action_space.n), **obs)
+        if isinstance(action_space, gym.spaces.Box):
+            return cls(
+                env_id,
+                action_type="continuous",
+                action_shape=tuple(action_space.shape),
+                action_low=tuple(float(x) for x in action_space.low.flat),
+                action_high=tuple(float(x) for x in action_space.high.flat),
+                **obs,
+            )
+        raise ValueError(
+            f"env '{env_id}': action space {action_space} is not supported; "
+            "allowed: gymnasium.spaces.Discrete or gymnasium.spaces.Box"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Primitives only (lists for tuples), safe for hparams and ``weights_only`` checkpoints."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> EnvSpec:
+        allowed = set(cls.__dataclass_fields__)
+        unknown = set(spec) - allowed
+        if unknown:
+            raise ValueError(f"env_spec: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})

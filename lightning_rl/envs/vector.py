@@ -1,0 +1,80 @@
+"""Building vectorized gymnasium environments from an env id or a factory.
+
+Vector envs run in ``SAME_STEP`` autoreset mode: the step that ends an episode already returns the
+first observation of the next one and puts the true last observation in ``info["final_obs"]``. So every
+step is a real transition (no dummy reset step to filter out, unlike the default ``NEXT_STEP`` mode),
+and callers recover the true next observation with :func:`true_next_obs`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+
+from lightning_rl.envs.spec import EnvSpec
+
+Vectorization = Literal["sync", "async"]
+EnvFactory = Callable[..., gym.Env]
+
+
+def resolve_env_factory(
+    env_id: str | None, env_fn: EnvFactory | None, env_kwargs: dict[str, Any] | None = None
+) -> tuple[str, Callable[[], gym.Env]]:
+    """Return ``(name, make)`` where ``make()`` builds one env; validates the id before anything runs."""
+    env_kwargs = dict(env_kwargs or {})
+    if (env_id is None) == (env_fn is None):
+        raise ValueError("exactly one of 'env_id' (a gymnasium id) or 'env_fn' (a factory) must be set")
+    if env_fn is not None:
+        if not callable(env_fn):
+            raise ValueError(f"env_fn must be callable (a function or class returning a gymnasium.Env), got {env_fn!r}")
+        return getattr(env_fn, "__qualname__", repr(env_fn)), partial(env_fn, **env_kwargs)
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f"; did you mean {close}?" if close else "; see gymnasium.pprint_registry() for the registered ids"
+        raise ValueError(f"env_id: unknown gymnasium environment id '{env_id}'{hint}")
+    return env_id, partial(gym.make, env_id, **env_kwargs)
+
+
+def probe_env_spec(name: str, make: Callable[[], gym.Env]) -> EnvSpec:
+    """Build one env, read its spaces, close it."""
+    env = make()
+    try:
+        return EnvSpec.from_spaces(name, env.observation_space, env.action_space)
+    finally:
+        env.close()
+
+
+def make_vector_env(
+    make: Callable[[], gym.Env], n_envs: int, vectorization: Vectorization = "sync"
+) -> gym.vector.VectorEnv:
+    """``n_envs`` copies of ``make()`` in one process (``"sync"``) or in subprocesses (``"async"``).
+
+    On a 2-core machine cheap envs (CartPole) are ~8x faster in-process; subprocesses pay off only for
+    expensive envs.
+    """
+    if n_envs < 1:
+        raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+    kwargs = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+    if vectorization == "sync":
+        return gym.vector.SyncVectorEnv([make] * n_envs, **kwargs)
+    if vectorization == "async":
+        return gym.vector.AsyncVectorEnv([make] * n_envs, **kwargs)
+    raise ValueError(f"vectorization must be one of ['sync', 'async'], got {vectorization!r}")
+
+
+def true_next_obs(next_obs: np.ndarray, done: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    """The observation each env actually reached: ``info["final_obs"]`` where an episode just ended.
+
+    Shapes: next_obs (E, *obs_shape), done (E,) bool -> (E, *obs_shape)
+    """
+    if not done.any():
+        return next_obs
+    real = next_obs.copy()
+    for i in np.flatnonzero(done):
+        real[i] = info["final_obs"][i]
+    return real

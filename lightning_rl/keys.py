@@ -1,0 +1,13 @@
+"""The one place that names the keys of every transition batch (a ``TensorDict``).
+
+Shapes below are per item; a batch adds a leading ``(B,)``.
+"""
+
+OBS = "obs"  # observation at time t: obs_shape
+ACTION = "action"  # action taken at t: () for discrete (int64), (action_dim,) for continuous
+REWARD = "reward"  # rewards r_t..r_{t+n-1}: (nstep,) float32, zero after the episode ended
+NEXT_OBS = "next_obs"  # observation n steps later (or the final observation of the episode)
+TERMINATED = "terminated"  # bool: the episode terminated within the n steps -> no bootstrap
+STEPS = "steps"  # int64: number of real env steps in the transition, 1..nstep (bootstrap gets gamma**steps)
+INDEX = "index"  # int64: storage index of a sampled item (to write priorities back)
+WEIGHT = "weight"  # float32: importance-sampling weight of a sampled item

@@ -1,0 +1,76 @@
+"""Observation encoders: an MLP for vector observations, the Nature-DQN CNN for images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+class MLPEncoder(nn.Module):
+    """Flattened vector obs -> features.
+
+    Shapes: obs (B, *obs_shape) -> (B, hidden_sizes[-1])
+    """
+
+    def __init__(self, obs_dim: int, hidden_sizes: Sequence[int] = (256, 256), activation: type[nn.Module] = nn.ReLU):
+        super().__init__()
+        if not hidden_sizes or any(h < 1 for h in hidden_sizes):
+            raise ValueError(f"hidden_sizes must be a non-empty list of positive ints, got {list(hidden_sizes)}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        for width in hidden_sizes:
+            layers += [nn.Linear(obs_dim, width), activation()]
+            obs_dim = width
+        self.net = nn.Sequential(*layers)
+        self.out_dim = obs_dim
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(obs.float())
+
+
+class NatureCNNEncoder(nn.Module):
+    """The Atari encoder of Mnih et al. (2015): 3 conv layers + one dense layer.
+
+    uint8 frames are scaled to [0, 1] here, so replay stores them compactly as uint8.
+    Shapes: obs (B, C, H, W) -> (B, feature_dim)
+    """
+
+    def __init__(self, obs_shape: Sequence[int], feature_dim: int = 512):
+        super().__init__()
+        channels = obs_shape[0]
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, 32, kernel_size=8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            conv_dim = self.convs(torch.zeros(1, *obs_shape)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(conv_dim, feature_dim), nn.ReLU())
+        self.out_dim = feature_dim
+
+    def forward(self, obs: Tensor) -> Tensor:
+        x = obs.float() / 255.0 if obs.dtype == torch.uint8 else obs.float()
+        return self.fc(self.convs(x))
+
+
+def make_encoder(obs_shape: Sequence[int], hidden_sizes: Sequence[int] = (256, 256)) -> nn.Module:
+    """Pick the encoder from the observation shape: 1-D -> MLP, 3-D (C, H, W) -> Nature CNN.
+
+    For images ``hidden_sizes[-1]`` is the CNN's feature width.
+    """
+    obs_shape = tuple(obs_shape)
+    if len(obs_shape) == 1:
+        return MLPEncoder(obs_shape[0], hidden_sizes)
+    if len(obs_shape) == 3:
+        if min(obs_shape[1:]) < 36:
+            raise ValueError(f"obs_shape {obs_shape}: image observations must be (C, H, W) with H, W >= 36")
+        return NatureCNNEncoder(obs_shape, feature_dim=hidden_sizes[-1])
+    raise ValueError(
+        f"obs_shape {obs_shape} is not supported; allowed: (D,) vectors or (C, H, W) images "
+        "(wrap other observations, e.g. with gymnasium.wrappers.FlattenObservation)"
+    )

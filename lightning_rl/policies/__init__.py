@@ -1,0 +1,6 @@
+"""Policies: one LightningModule per algorithm, all built on :class:`RLPolicy`."""
+
+from lightning_rl.policies.base import RLPolicy
+from lightning_rl.policies.dqn import DQN
+
+__all__ = ["DQN", "RLPolicy"]

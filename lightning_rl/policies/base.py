@@ -1,0 +1,91 @@
+"""The common base of every policy: a manually optimized LightningModule tied to an env DataModule."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from lightning_rl.envs.spec import EnvSpec
+from lightning_rl.utils.logging import log_to_loggers
+
+ActMode = Literal["collect", "eval"]
+
+
+class RLPolicy(pl.LightningModule):
+    """Base class of all policies.
+
+    Subclasses build their networks from :attr:`spec`, implement :meth:`act` (what the DataModule's
+    collector and evaluator call) and a ``training_step(dataloader_iter)`` that pulls as many batches as
+    it takes gradient steps. Taking the iterator (rather than a batch) stops Lightning from prefetching:
+    each batch is collected and sampled only after the previous update and its priority write-back.
+
+    Optimization is manual (DESIGN.md §6): one ``training_step`` may run several updates to amortize
+    Lightning's per-step cost, and ``trainer.global_step`` counts optimizer steps, so ``max_steps`` is
+    a budget of gradient updates. :attr:`train_iter` counts updates explicitly and is checkpointed.
+
+    Args:
+        env_spec: ``EnvSpec.to_dict()`` of the environment; linked from ``data.env_spec`` by the CLI.
+        log_interval: write ``train/…`` metrics every this many gradient updates.
+    """
+
+    def __init__(self, env_spec: dict[str, Any] | None = None, log_interval: int = 100):
+        super().__init__()
+        if env_spec is None:
+            raise ValueError(
+                "model.env_spec is missing: pass `env_spec=datamodule.env_spec` (the CLI links it from the "
+                "DataModule automatically)"
+            )
+        if log_interval < 1:
+            raise ValueError(f"log_interval must be >= 1, got {log_interval}")
+        self.spec = EnvSpec.from_dict(env_spec)
+        self.log_interval = log_interval
+        self.automatic_optimization = False
+        self.train_iter = 0
+
+    # --- what the DataModule calls -------------------------------------------------------------
+    def act(
+        self, obs: Tensor, mode: ActMode = "eval", env_steps: int = 0, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Actions for a batch of observations.
+
+        Shapes: obs (E, *obs_shape) -> actions (E,) for discrete, (E, *action_shape) for continuous.
+        ``mode="collect"`` explores (schedules are functions of the global ``env_steps``);
+        ``mode="eval"`` is deterministic.
+        """
+        raise NotImplementedError
+
+    # --- counters and logging ------------------------------------------------------------------
+    @property
+    def env_steps(self) -> int:
+        """Global env steps collected so far (all ranks), as counted by the DataModule."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        return int(getattr(datamodule, "env_steps", 0))
+
+    def should_log(self) -> bool:
+        return self.train_iter % self.log_interval == 0
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        """Write metrics straight to the loggers, tagged with ``env_steps`` and ``train_iter``."""
+        log_to_loggers(self.trainer, metrics, env_steps=self.env_steps, train_iter=self.train_iter)
+
+    # --- evaluation (`validate` subcommand) ----------------------------------------------------
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        stats = self.trainer.datamodule.evaluate(self)
+        self.log_dict(
+            {
+                "eval/return_mean": stats.return_mean,
+                "eval/return_std": stats.return_std,
+                "eval/episode_len": stats.length_mean,
+            },
+            batch_size=len(stats.returns),
+        )
+
+    # --- checkpoint ----------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["train_iter"] = self.train_iter
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.train_iter = int(checkpoint.get("train_iter", 0))

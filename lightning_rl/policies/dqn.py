@@ -1,0 +1,162 @@
+"""DQN with the usual extensions: double Q-learning, dueling head, n-step returns, prioritized replay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from copy import deepcopy
+from typing import Any, Literal
+
+import torch
+from tensordict import TensorDict
+from torch import Tensor, nn
+
+from lightning_rl import keys
+from lightning_rl.envs.spec import EnvSpec
+from lightning_rl.models import DQNNet
+from lightning_rl.policies.base import ActMode, RLPolicy
+from lightning_rl.rl_utils import QNStepData, epsilon_greedy, epsilon_greedy_schedule, q_nstep_td_error
+from lightning_rl.utils.checks import check_choice, check_positive, check_range
+
+
+class DQN(RLPolicy):
+    """Deep Q-learning (Mnih et al. 2015) with double Q (van Hasselt et al. 2016), dueling heads,
+    n-step targets and prioritized replay (Schaul et al. 2016).
+
+    The n-step length comes from the data (the DataModule's ``nstep``); importance weights and
+    priority write-back are used whenever the batch carries them (prioritized replay).
+
+    Subclass and override :meth:`build_net` for another network or :meth:`compute_loss` to add loss
+    terms (see ``examples/dqn_aux_loss.py``).
+
+    Args:
+        env_spec: environment description (linked from the DataModule by the CLI).
+        hidden_sizes: MLP widths for vector obs; for image obs the last one is the CNN feature width.
+        dueling: use a dueling head.
+        double: pick the bootstrap action with the online net (double DQN) instead of max over the target net.
+        gamma: discount factor in [0, 1].
+        lr: Adam learning rate.
+        loss_type: ``"huber"`` or ``"mse"``.
+        target_update_interval: hard target sync every this many gradient updates (when ``target_tau == 1``).
+        target_tau: Polyak factor applied every update when < 1 (1 means hard updates).
+        eps_start, eps_end, eps_decay_steps, eps_schedule: epsilon-greedy exploration over global env
+            steps, ``"linear"`` or ``"exp"``.
+        max_grad_norm: clip the global gradient norm to this (``None``: no clipping).
+        updates_per_step: gradient updates per Lightning ``training_step`` (each on its own replay sample);
+            amortizes Lightning's per-step overhead. ``trainer.max_steps`` still counts single updates.
+        log_interval: write ``train/…`` metrics every this many updates.
+    """
+
+    def __init__(
+        self,
+        env_spec: dict[str, Any] | None = None,
+        hidden_sizes: Sequence[int] = (256, 256),
+        dueling: bool = False,
+        double: bool = True,
+        gamma: float = 0.99,
+        lr: float = 1e-3,
+        loss_type: Literal["huber", "mse"] = "huber",
+        target_update_interval: int = 500,
+        target_tau: float = 1.0,
+        eps_start: float = 1.0,
+        eps_end: float = 0.05,
+        eps_decay_steps: int = 10_000,
+        eps_schedule: Literal["linear", "exp"] = "linear",
+        max_grad_norm: float | None = 10.0,
+        updates_per_step: int = 4,
+        log_interval: int = 100,
+    ):
+        super().__init__(env_spec, log_interval)
+        self.save_hyperparameters()
+        check_range("gamma", gamma, 0.0, 1.0)
+        check_range("target_tau", target_tau, 0.0, 1.0, low_open=True)
+        check_positive(
+            lr=lr,
+            target_update_interval=target_update_interval,
+            updates_per_step=updates_per_step,
+            max_grad_norm=max_grad_norm,
+        )
+        check_choice("loss_type", loss_type, ("huber", "mse"))
+        if self.spec.action_type != "discrete":
+            raise ValueError(
+                f"{type(self).__name__} needs a discrete action space (gymnasium Discrete); env "
+                f"'{self.spec.env_id}' has continuous actions of shape {self.spec.action_shape}. "
+                "Use a continuous-control policy (DDPG, TD3, SAC) instead."
+            )
+        self.epsilon = epsilon_greedy_schedule(eps_start, eps_end, eps_decay_steps, eps_schedule)
+        self.net = self.build_net(self.spec)
+        # A frozen copy: DDP sees no parameters that never get gradients (DESIGN.md §6).
+        self.target_net = deepcopy(self.net).requires_grad_(False)
+
+    def build_net(self, spec: EnvSpec) -> nn.Module:
+        """The online Q-network: obs (B, *obs_shape) -> q (B, n_actions)."""
+        return DQNNet(spec.obs_shape, spec.n_actions, self.hparams.hidden_sizes, self.hparams.dueling)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
+
+    @torch.no_grad()
+    def act(
+        self, obs: Tensor, mode: ActMode = "eval", env_steps: int = 0, generator: torch.Generator | None = None
+    ) -> Tensor:
+        q = self.net(obs.to(self.device))
+        if mode == "eval":
+            return q.argmax(dim=-1)
+        return epsilon_greedy(q, self.epsilon(env_steps), generator)
+
+    def compute_loss(self, batch: TensorDict) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """TD loss of one replay batch.
+
+        Returns ``(loss, abs_td_error (B,), extra)`` where ``extra`` holds detached tensors to log.
+        """
+        obs, next_obs = batch[keys.OBS], batch[keys.NEXT_OBS]
+        if self.hparams.double:
+            # One forward pass over obs and next_obs: the online net scores both.
+            q, next_q_online = self.net(torch.cat([obs, next_obs])).split(obs.shape[0])
+            next_action = next_q_online.argmax(dim=-1).detach()
+        else:
+            q, next_action = self.net(obs), None
+        with torch.no_grad():
+            next_q = self.target_net(next_obs)
+        data = QNStepData(
+            q=q,
+            next_q=next_q,
+            action=batch[keys.ACTION],
+            reward=batch[keys.REWARD],
+            terminated=batch[keys.TERMINATED],
+            next_action=next_action,
+            steps=batch[keys.STEPS],
+            weight=batch.get(keys.WEIGHT, None),
+        )
+        loss, td_error = q_nstep_td_error(data, self.hparams.gamma, loss_type=self.hparams.loss_type)
+        return loss, td_error, {"q_mean": q.detach().mean()}
+
+    def training_step(self, dataloader_iter: Iterator[tuple[TensorDict, int, int]]) -> None:
+        optimizer = self.optimizers()
+        datamodule = self.trainer.datamodule
+        for _ in range(self.hparams.updates_per_step):
+            batch, _, _ = next(dataloader_iter)  # Lightning yields (batch, batch_idx, dataloader_idx)
+            loss, td_error, extra = self.compute_loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if self.hparams.max_grad_norm is not None:
+                self.clip_gradients(optimizer, self.hparams.max_grad_norm, gradient_clip_algorithm="norm")
+            optimizer.step()
+            self.train_iter += 1
+            if keys.INDEX in batch.keys():
+                datamodule.update_priority(batch[keys.INDEX], td_error)
+            self.update_target()
+            if self.should_log():
+                metrics = {"train/loss": loss.item(), "train/epsilon": self.epsilon(self.env_steps)}
+                metrics.update({f"train/{name}": value.item() for name, value in extra.items()})
+                self.log_metrics({**metrics, **datamodule.metrics()})
+
+    def update_target(self) -> None:
+        """Hard sync every ``target_update_interval`` updates, or Polyak averaging every update."""
+        tau = self.hparams.target_tau
+        if tau < 1.0:
+            with torch.no_grad():
+                target = list(self.target_net.parameters())
+                torch._foreach_lerp_(target, list(self.net.parameters()), tau)
+        elif self.train_iter % self.hparams.target_update_interval == 0:
+            self.target_net.load_state_dict(self.net.state_dict())
+

@@ -1,0 +1,181 @@
+"""Exploration helpers: epsilon schedules, epsilon-greedy action selection and action noise."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+__all__ = [
+    "epsilon_greedy_schedule",
+    "epsilon_greedy",
+    "NoiseGenerator",
+    "GaussianNoise",
+    "OUNoise",
+    "add_action_noise",
+]
+
+SCHEDULE_KINDS = ("linear", "exp")
+
+
+def epsilon_greedy_schedule(
+    start: float, end: float, decay: int, kind: str = "linear"
+) -> Callable[[int], float]:
+    """Return ``step -> epsilon``.
+
+    ``"linear"`` goes from ``start`` to ``end`` over ``decay`` steps and stays at ``end`` afterwards.
+    ``"exp"`` is ``end + (start - end) * exp(-step / decay)``. Negative steps count as step 0.
+    """
+    if not 0.0 <= start <= 1.0:
+        raise ValueError(f"start must be in [0, 1], got {start}")
+    if not 0.0 <= end <= 1.0:
+        raise ValueError(f"end must be in [0, 1], got {end}")
+    if decay <= 0:
+        raise ValueError(f"decay must be > 0, got {decay}")
+    if kind not in SCHEDULE_KINDS:
+        raise ValueError(f"kind must be one of {SCHEDULE_KINDS}, got {kind!r}")
+
+    if kind == "linear":
+
+        def schedule(step: int) -> float:
+            progress = min(max(step, 0) / decay, 1.0)
+            return start + (end - start) * progress
+
+    else:
+
+        def schedule(step: int) -> float:
+            return end + (start - end) * math.exp(-max(step, 0) / decay)
+
+    return schedule
+
+
+def epsilon_greedy(q: torch.Tensor, epsilon: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Greedy actions, each row independently replaced by a uniform random action with probability epsilon.
+
+    The random action is drawn from all actions (it may coincide with the greedy one), as in DQN.
+    Random numbers are drawn on the generator's device (CPU by default) and moved to ``q``'s device.
+
+    Shapes:
+        - q: :math:`(B, A)`.
+        - output: :math:`(B,)` int64.
+    """
+    if q.dim() != 2:
+        raise ValueError(f"q must have shape (B, A), got {tuple(q.shape)}")
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+    batch_size, action_dim = q.shape
+    device = generator.device if generator is not None else q.device
+    explore = torch.rand(batch_size, generator=generator, device=device) < epsilon
+    random_action = torch.randint(action_dim, (batch_size,), generator=generator, device=device)
+    greedy_action = q.argmax(dim=-1)
+    return torch.where(explore.to(q.device), random_action.to(q.device), greedy_action)
+
+
+class NoiseGenerator:
+    """Interface of action-noise processes: ``noise(shape, generator=None) -> Tensor`` and ``reset()``."""
+
+    def __call__(self, shape: Sequence[int], generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Start a new episode. Stateless processes do nothing."""
+
+
+class GaussianNoise(NoiseGenerator):
+    """I.i.d. Gaussian noise ``N(mu, sigma^2)`` (float32, CPU unless the generator lives elsewhere)."""
+
+    def __init__(self, mu: float = 0.0, sigma: float = 1.0) -> None:
+        if sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        self.mu = mu
+        self.sigma = sigma
+
+    def __call__(self, shape: Sequence[int], generator: torch.Generator | None = None) -> torch.Tensor:
+        device = generator.device if generator is not None else None
+        return self.mu + self.sigma * torch.randn(tuple(shape), generator=generator, device=device)
+
+    def __repr__(self) -> str:
+        return f"GaussianNoise(mu={self.mu}, sigma={self.sigma})"
+
+
+class OUNoise(NoiseGenerator):
+    """Ornstein-Uhlenbeck process (temporally correlated noise, as in DDPG).
+
+    Each call advances ``x += theta * (mu - x) * dt + sigma * sqrt(dt) * N(0, 1)`` and returns a copy of
+    ``x``. The state starts at ``x0`` (``None`` -> ``mu``), restarts there on :meth:`reset`, and also
+    restarts when called with a different shape.
+    """
+
+    def __init__(
+        self,
+        mu: float = 0.0,
+        sigma: float = 0.3,
+        theta: float = 0.15,
+        dt: float = 1e-2,
+        x0: float | torch.Tensor | None = None,
+    ) -> None:
+        if sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        if theta < 0:
+            raise ValueError(f"theta must be >= 0, got {theta}")
+        if dt <= 0:
+            raise ValueError(f"dt must be > 0, got {dt}")
+        self.mu = mu
+        self.sigma = sigma
+        self.theta = theta
+        self.dt = dt
+        self.x0 = x0
+        self._x: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self._x = None
+
+    def _initial_state(self, shape: tuple[int, ...], device: torch.device | None) -> torch.Tensor:
+        start = self.mu if self.x0 is None else self.x0
+        return torch.as_tensor(start, dtype=torch.float32, device=device).expand(shape).clone()
+
+    def __call__(self, shape: Sequence[int], generator: torch.Generator | None = None) -> torch.Tensor:
+        shape = tuple(shape)
+        device = generator.device if generator is not None else None
+        if self._x is None or tuple(self._x.shape) != shape:
+            self._x = self._initial_state(shape, device)
+        gaussian = torch.randn(shape, generator=generator, device=self._x.device)
+        drift = self.theta * (self.mu - self._x) * self.dt
+        self._x = self._x + drift + self.sigma * math.sqrt(self.dt) * gaussian
+        return self._x.clone()
+
+    def __repr__(self) -> str:
+        return f"OUNoise(mu={self.mu}, sigma={self.sigma}, theta={self.theta}, dt={self.dt}, x0={self.x0})"
+
+
+def add_action_noise(
+    action: torch.Tensor,
+    noise: torch.Tensor | NoiseGenerator,
+    low: float | torch.Tensor,
+    high: float | torch.Tensor,
+    noise_clip: float | None = None,
+) -> torch.Tensor:
+    """``clamp(action + noise, low, high)``.
+
+    ``noise`` is a tensor broadcastable to ``action`` or a :class:`NoiseGenerator` (called with
+    ``action.shape``). ``noise_clip`` first clips the noise to ``[-noise_clip, noise_clip]`` (TD3 target
+    policy smoothing). ``low``/``high`` may be floats or tensors broadcastable to ``action``.
+
+    Shapes:
+        - action: :math:`(B, action\\_dim)` (any shape works); output: same as action.
+    """
+    if isinstance(noise, NoiseGenerator):
+        noise = noise(action.shape)
+    noise = noise.to(device=action.device, dtype=action.dtype)
+    if noise_clip is not None:
+        if noise_clip < 0:
+            raise ValueError(f"noise_clip must be >= 0, got {noise_clip}")
+        noise = noise.clamp(-noise_clip, noise_clip)
+    if not isinstance(low, torch.Tensor) and not isinstance(high, torch.Tensor) and low > high:
+        raise ValueError(f"low must be <= high, got low={low}, high={high}")
+    if isinstance(low, torch.Tensor) or isinstance(high, torch.Tensor):
+        # torch.clamp takes either two numbers or two tensors, not a mix
+        low = torch.as_tensor(low, device=action.device, dtype=action.dtype)
+        high = torch.as_tensor(high, device=action.device, dtype=action.dtype)
+    return torch.clamp(action + noise, low, high)

@@ -1,0 +1,24 @@
+"""Argument checks that name the field and the allowed values (bad input fails before training)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+
+def check_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+    """``low <= value <= high`` (``low < value`` when ``low_open``)."""
+    if not (low < value <= high if low_open else low <= value <= high):
+        raise ValueError(f"{name} must be in {'(' if low_open else '['}{low}, {high}], got {value}")
+
+
+def check_positive(**values: float | None) -> None:
+    """Every given value is > 0 (``None`` means "unset" and is skipped)."""
+    for name, value in values.items():
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+
+
+def check_choice(name: str, value: Any, allowed: Collection[Any]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
