@@ -8,6 +8,7 @@ torchrl 0.14.1, tensordict 0.14.3 (see DESIGN.md §6 "Pins").
 from __future__ import annotations
 
 import functools
+
 import torch
 from tensordict import TensorDict
 
@@ -47,8 +48,8 @@ _new_unsafe = getattr(TensorDict, "_new_unsafe", None)
 def new_flat_tensordict(source: dict[str, torch.Tensor], batch_size: torch.Size) -> TensorDict:
     """Build a ``TensorDict`` from already-validated flat (non-nested) tensors, skipping checks.
 
-    ``TensorDict._new_unsafe`` is private tensordict API (~2x cheaper than the public constructor,
-    measured 17 vs 38 µs for a 6-key batch of 256); fall back to the public one if it disappears.
+    ``TensorDict._new_unsafe`` is private tensordict API; with the public constructor a 6-key gather of
+    256 items measured ~2x slower (38 vs 17 µs). Falls back to the public one if it disappears.
     """
     if _new_unsafe is not None:
         return _new_unsafe(source, batch_size=batch_size)

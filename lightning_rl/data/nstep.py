@@ -30,7 +30,8 @@ class NStepTransitionBuilder:
       ``TERMINATED`` is the env's ``terminated`` flag (a truncated episode bootstraps).
 
     Order of the emitted items: by env index, then by start time (oldest first). With ``nstep=1``
-    every env emits exactly one transition per step, in env order.
+    every env emits exactly one transition per step, in env order. Emitted tensors are fresh copies,
+    never views of the caller's inputs (env buffers may be reused in place).
 
     Args:
         n_envs: number of envs ``E`` in the vector env.
@@ -52,6 +53,9 @@ class NStepTransitionBuilder:
         # ("age" nstep-1-j), so nonzero() yields env-major, oldest-first order.
         self._age = torch.arange(nstep - 1, -1, -1)
         self._k = torch.arange(nstep)
+        self._all_envs = torch.arange(n_envs)
+        # _ring_order[s]: ring slots in time order for a window whose oldest step sits in slot s.
+        self._ring_order = (torch.arange(nstep)[:, None] + torch.arange(nstep)) % nstep
 
     @property
     def n_envs(self) -> int:
@@ -110,9 +114,13 @@ class NStepTransitionBuilder:
         if obs.dim() == 0 or obs.shape[0] != e:
             raise ValueError(f"obs must have shape (n_envs={e}, *obs_shape), got {tuple(obs.shape)}")
         if next_obs.shape != obs.shape:
-            raise ValueError(f"next_obs must have the shape of obs {tuple(obs.shape)}, got {tuple(next_obs.shape)}")
+            raise ValueError(
+                f"next_obs must have the shape of obs {tuple(obs.shape)}, got {tuple(next_obs.shape)}"
+            )
         if action.dim() == 0 or action.shape[0] != e:
-            raise ValueError(f"action must have shape (n_envs={e},) or (n_envs, act_dim), got {tuple(action.shape)}")
+            raise ValueError(
+                f"action must have shape (n_envs={e},) or (n_envs, act_dim), got {tuple(action.shape)}"
+            )
         for name, value in (("reward", reward), ("terminated", terminated), ("truncated", truncated)):
             if value.shape != (e,):
                 raise ValueError(f"{name} must have shape (n_envs={e},), got {tuple(value.shape)}")
@@ -120,54 +128,110 @@ class NStepTransitionBuilder:
             self._allocate(obs, action)
         assert self._obs is not None and self._action is not None and self._reward is not None
         if obs.shape[1:] != self._obs.shape[2:]:
-            raise ValueError(f"obs per-env shape changed from {tuple(self._obs.shape[2:])} to {tuple(obs.shape[1:])}")
+            raise ValueError(
+                f"obs per-env shape changed from {tuple(self._obs.shape[2:])} to {tuple(obs.shape[1:])}"
+            )
         if action.shape[1:] != self._action.shape[2:]:
             raise ValueError(
-                f"action per-env shape changed from {tuple(self._action.shape[2:])} to {tuple(action.shape[1:])}"
+                f"action per-env shape changed from {tuple(self._action.shape[2:])} "
+                f"to {tuple(action.shape[1:])}"
             )
 
         slot = self._t % n
-        self._obs[slot] = obs
-        self._action[slot] = action
-        self._reward[slot] = reward
         self._t += 1
         device = self._count.device
         terminated = terminated.to(device, torch.bool)
         done = terminated | truncated.to(device, torch.bool)
+        next_obs = next_obs.to(device=device, dtype=self._obs.dtype)
+        # Emitted tensors never alias the caller's (env buffers may be reused in place): copy=True.
+        if n == 1:  # every step is a complete window: no ring buffer needed
+            return self._emit(
+                obs.to(device=device, dtype=self._obs.dtype, copy=True),
+                action.to(device=device, dtype=self._action.dtype, copy=True),
+                reward.to(device=device, dtype=torch.float32).unsqueeze(1),
+                next_obs.clone(),
+                terminated,
+                torch.ones(e, dtype=torch.int64, device=device),
+            )
+        self._obs.select(0, slot).copy_(obs)
+        self._action.select(0, slot).copy_(action)
+        self._reward.select(0, slot).copy_(reward)
         count = self._count.add_(1)  # <= n: full windows were emitted on the previous step
 
-        # emit[env, j]: window of age age[j] exists and is either full or flushed by an episode end.
+        if not bool(done.any()):
+            # Common path: only envs with n pending steps emit their oldest (full) window; its ring
+            # slots are the same for all envs, so plain index_selects do it.
+            full = count == n
+            if not bool(full.any()):
+                return None
+            count.clamp_(max=n - 1)
+            env_idx = self._all_envs if bool(full.all()) else full.nonzero().squeeze(1)
+            oldest = (slot + 1) % n
+            m = env_idx.shape[0]
+            return self._emit(
+                self._obs[oldest].index_select(0, env_idx),
+                self._action[oldest].index_select(0, env_idx),
+                self._reward.index_select(0, self._ring_order[oldest]).t().index_select(0, env_idx),
+                next_obs.index_select(0, env_idx) if m != e else next_obs.clone(),
+                torch.zeros(m, dtype=torch.bool, device=device),
+                torch.full((m,), n, dtype=torch.int64, device=device),
+            )
+
+        # Some episode ended. emit[env, j]: the window of age age[j] exists and is either full or
+        # flushed by the episode end.
         emit = (self._age < count[:, None]) & (done[:, None] | (self._age == n - 1))
         env_idx, col = emit.nonzero(as_tuple=True)
         count[done] = 0
         count.clamp_(max=n - 1)
         if env_idx.numel() == 0:
             return None
-
         age = self._age[col]
         start = (slot - age) % n
         k = self._k
         reward_slots = (start[:, None] + k) % n  # (M, n) ring slots r_t..r_{t+n-1}
         rewards = self._reward[reward_slots, env_idx[:, None]]
         rewards = torch.where(k <= age[:, None], rewards, torch.zeros((), dtype=rewards.dtype))
+        return self._emit(
+            self._obs[start, env_idx],
+            self._action[start, env_idx],
+            rewards,
+            next_obs.index_select(0, env_idx),
+            terminated[env_idx],
+            age + 1,
+        )
+
+    def _emit(
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        next_obs: torch.Tensor,
+        terminated: torch.Tensor,
+        steps: torch.Tensor,
+    ) -> TensorDictBase:
         out = {
-            keys.OBS: self._obs[start, env_idx],
-            keys.ACTION: self._action[start, env_idx],
-            keys.REWARD: rewards,
-            keys.NEXT_OBS: next_obs.to(device=device, dtype=self._obs.dtype)[env_idx],
-            keys.TERMINATED: terminated[env_idx],
-            keys.STEPS: age + 1,
+            keys.OBS: obs,
+            keys.ACTION: action,
+            keys.REWARD: reward,
+            keys.NEXT_OBS: next_obs,
+            keys.TERMINATED: terminated,
+            keys.STEPS: steps,
         }
-        return new_flat_tensordict(out, torch.Size([env_idx.shape[0]]))
+        return new_flat_tensordict(out, torch.Size([obs.shape[0]]))
 
     def _allocate(self, obs: torch.Tensor, action: torch.Tensor) -> None:
         n, device = self._nstep, obs.device
-        self._count = self._count.to(device)
-        self._age = self._age.to(device)
-        self._k = self._k.to(device)
+        self._move_index_tensors(device)
         self._obs = torch.zeros((n, *obs.shape), dtype=obs.dtype, device=device)
         self._action = torch.zeros((n, *action.shape), dtype=action.dtype, device=device)
         self._reward = torch.zeros((n, self._n_envs), dtype=torch.float32, device=device)
+
+    def _move_index_tensors(self, device: torch.device) -> None:
+        self._count = self._count.to(device)
+        self._age = self._age.to(device)
+        self._k = self._k.to(device)
+        self._all_envs = self._all_envs.to(device)
+        self._ring_order = self._ring_order.to(device)
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
@@ -204,17 +268,15 @@ class NStepTransitionBuilder:
             if bool((count > 0).any()):
                 raise ValueError("n-step state: 'count' > 0 but no pending 'obs'/'action'/'reward'")
         else:
-            obs, action, reward = bufs
-            for name, value in zip(("obs", "action", "reward"), bufs):
+            for name, value in zip(("obs", "action", "reward"), bufs, strict=True):
                 if not isinstance(value, torch.Tensor) or value.dim() < 2 or value.shape[:2] != (n, e):
                     raise ValueError(f"n-step state: {name!r} must be a tensor of shape ({n}, {e}, ...)")
-            if reward.shape != (n, e) or reward.dtype != torch.float32:
+            if bufs[2].shape != (n, e) or bufs[2].dtype != torch.float32:
                 raise ValueError(f"n-step state: 'reward' must be a float32 tensor of shape ({n}, {e})")
         device = self._count.device if self._obs is None else self._obs.device
         self._t = t
-        self._count = count.to(device).clone()
-        self._age = self._age.to(device)
-        self._k = self._k.to(device)
+        self._count = count.clone()
+        self._move_index_tensors(device)
         if bufs[0] is None:
             self._obs = self._action = self._reward = None
         else:

@@ -138,7 +138,8 @@ class PrioritizedReplayBuffer:
 
         New items get the maximum priority seen so far, so each is likely sampled at least once, or,
         if ``priority`` (``(N,)`` ``|td error|``, e.g. computed by an actor) is given,
-        ``(priority + eps) ** alpha``. If ``N > capacity`` only the last ``capacity`` items are kept.
+        ``(priority + eps) ** alpha`` (ignored by uniform buffers). If ``N > capacity`` only the last
+        ``capacity`` items are kept.
 
         Returns:
             ``(N,)`` int64 storage indices (slot of item ``i`` is ``(cursor + i) % capacity``; with
@@ -163,7 +164,7 @@ class PrioritizedReplayBuffer:
         m = min(n, cap)
         start = (self._cursor + n - m) % cap
         end = start + m
-        for (_, store), value in zip(self._leaves, values):
+        for (_, store), value in zip(self._leaves, values, strict=True):
             if n > m:
                 value = value[n - m :]
             if end <= cap:
@@ -201,7 +202,8 @@ class PrioritizedReplayBuffer:
         for ck in self._compress_keys:
             if ck not in normalized:
                 raise ValueError(
-                    f"compress_keys entry {ck!r} is not a key of the stored batches; keys: {sorted(map(str, normalized))}"
+                    f"compress_keys entry {ck!r} is not a key of the stored batches; "
+                    f"keys: {sorted(map(str, normalized))}"
                 )
         devices = {batch.get(k).device for k in leaf_keys}
         if len(devices) != 1:
@@ -212,7 +214,9 @@ class PrioritizedReplayBuffer:
             schema.append((key, tuple(value.shape[1:]), value.dtype))
         self._allocate(schema, devices.pop())
 
-    def _allocate(self, schema: list[tuple[NestedKey, tuple[int, ...], torch.dtype]], device: torch.device) -> None:
+    def _allocate(
+        self, schema: list[tuple[NestedKey, tuple[int, ...], torch.dtype]], device: torch.device
+    ) -> None:
         """Allocate the packed rows for ``schema`` = [(key, per-item shape, dtype)] and the field views."""
         for key, _, _ in schema:
             if key in _RESERVED:
@@ -394,7 +398,8 @@ class PrioritizedReplayBuffer:
             priority = priority.detach().reshape(-1)
         if index.shape[0] != priority.shape[0]:
             raise ValueError(
-                f"priority must have one element per index: expected {index.shape[0]}, got {priority.shape[0]}"
+                f"priority must have one element per index: expected {index.shape[0]}, "
+                f"got {priority.shape[0]}"
             )
         if index.dtype is not torch.int64 or not index.is_cpu:
             if index.dtype.is_floating_point or index.dtype is torch.bool or index.dtype.is_complex:
@@ -508,7 +513,9 @@ class PrioritizedReplayBuffer:
         if r.get("format", str) != _FORMAT:
             raise ValueError(f"replay state: 'format' must be {_FORMAT!r}, got {state.get('format')!r}")
         if r.get("version", int) != _VERSION:
-            raise ValueError(f"replay state: unsupported 'version' {state.get('version')!r} (supported: {_VERSION})")
+            raise ValueError(
+                f"replay state: unsupported 'version' {state.get('version')!r} (supported: {_VERSION})"
+            )
         for name, mine in (("capacity", self._capacity), ("prioritized", self._prioritized)):
             theirs = r.get(name, type(mine))
             if theirs != mine:
@@ -536,7 +543,9 @@ class PrioritizedReplayBuffer:
         try:
             torch.Generator().set_state(rng_state)
         except (RuntimeError, TypeError) as err:
-            raise ValueError(f"replay state: 'rng_state' is not a valid torch.Generator state: {err}") from err
+            raise ValueError(
+                f"replay state: 'rng_state' is not a valid torch.Generator state: {err}"
+            ) from err
 
         schema = self._read_storage(r, size)
 
@@ -560,8 +569,10 @@ class PrioritizedReplayBuffer:
         # Everything validated: commit.
         self._reset()
         if schema is not None:
-            self._allocate([(key, tuple(value.shape[1:]), value.dtype) for key, value in schema], torch.device("cpu"))
-            for (_, store), (_, value) in zip(self._leaves, schema):
+            self._allocate(
+                [(key, tuple(value.shape[1:]), value.dtype) for key, value in schema], torch.device("cpu")
+            )
+            for (_, store), (_, value) in zip(self._leaves, schema, strict=True):
                 store[:size] = value
         if self._prioritized and size:
             slots = np.arange(size, dtype=np.int64)
@@ -581,7 +592,9 @@ class PrioritizedReplayBuffer:
                 raise ValueError("replay state: 'storage' must be None when 'size' is 0")
             return None
         if not isinstance(storage, dict):
-            raise ValueError(f"replay state: 'storage' must be a dict when size > 0, got {type(storage).__name__}")
+            raise ValueError(
+                f"replay state: 'storage' must be a dict when size > 0, got {type(storage).__name__}"
+            )
         fields = ("keys", "shapes", "dtypes", "data", "lz4_chunks", "lz4_items_per_chunk")
         lists = []
         for f in fields:
@@ -592,17 +605,21 @@ class PrioritizedReplayBuffer:
         if len({len(v) for v in lists}) != 1 or not lists[0]:
             raise ValueError(f"replay state: 'storage' lists {fields} must be non-empty and of equal length")
         out: list[tuple[NestedKey, torch.Tensor]] = []
-        for name, shape, dtype_name, data, chunks, per_chunk in zip(*lists):
+        for name, shape, dtype_name, data, chunks, per_chunk in zip(*lists, strict=True):
             if not (isinstance(name, list) and name and all(isinstance(p, str) for p in name)):
                 raise ValueError(f"replay state: 'storage.keys' entries must be lists of str, got {name!r}")
             key: NestedKey = name[0] if len(name) == 1 else tuple(name)
             if key in _RESERVED:
                 raise ValueError(f"replay state: 'storage.keys' contains the reserved key {key!r}")
             if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-                raise ValueError(f"replay state: 'storage.shapes' of {key!r} must be a list of ints, got {shape!r}")
+                raise ValueError(
+                    f"replay state: 'storage.shapes' of {key!r} must be a list of ints, got {shape!r}"
+                )
             dtype = getattr(torch, dtype_name, None) if isinstance(dtype_name, str) else None
             if not isinstance(dtype, torch.dtype):
-                raise ValueError(f"replay state: 'storage.dtypes' of {key!r} is not a torch dtype: {dtype_name!r}")
+                raise ValueError(
+                    f"replay state: 'storage.dtypes' of {key!r} is not a torch dtype: {dtype_name!r}"
+                )
             full = (size, *shape)
             if data is not None:
                 if not isinstance(data, torch.Tensor) or data.dtype != dtype or tuple(data.shape) != full:
@@ -659,7 +676,9 @@ class _StateReader:
     def tensor(self, name: str, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
         value = self.state.get(name)
         if not isinstance(value, torch.Tensor) or value.dtype != dtype or tuple(value.shape) != shape:
-            raise ValueError(f"replay state: {name!r} must be a {dtype} tensor of shape {shape}, got {_describe(value)}")
+            raise ValueError(
+                f"replay state: {name!r} must be a {dtype} tensor of shape {shape}, got {_describe(value)}"
+            )
         return value
 
 
@@ -689,7 +708,9 @@ def _check_int(name: str, value: Any, lo: int | None = None) -> int:
 def _check_float(
     name: str, value: Any, lo: float | None = None, hi: float | None = None, lo_open: bool = False
 ) -> float:
-    allowed = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+    allowed = (
+        f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+    )
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a float in {allowed}, got {value!r}")
     value = float(value)

@@ -68,7 +68,9 @@ def lz4_decompress_tensor(data: torch.Tensor, shape: Sequence[int], dtype: torch
     return torch.frombuffer(raw, dtype=torch.uint8).view(dtype).reshape(shape)
 
 
-def lz4_compress_chunks(t: torch.Tensor, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[list[torch.Tensor], int]:
+def lz4_compress_chunks(
+    t: torch.Tensor, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> tuple[list[torch.Tensor], int]:
     """Compress ``t`` (shape ``(N, *item)``) in chunks of whole items along dim 0.
 
     Returns ``(chunks, items_per_chunk)``; each chunk is a 1-D ``uint8`` tensor.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -30,10 +31,8 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
         os.replace(tmp_name, path)
     except BaseException:
         # BaseException too: a KeyboardInterrupt mid-save must not leave a stray temp file.
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
         raise
     _fsync_dir(directory)
 

@@ -170,7 +170,10 @@ def test_state_dict_roundtrip(tmp_path):
     b = NStepTransitionBuilder(E, nstep=3)
     b.load_state_dict(torch.load(tmp_path / "nstep.pt", weights_only=True))
     for t in range(3, 7):
-        out_a, out_b = step(a, t, truncated=(0,) if t == 5 else ()), step(b, t, truncated=(0,) if t == 5 else ())
+        out_a, out_b = (
+            step(a, t, truncated=(0,) if t == 5 else ()),
+            step(b, t, truncated=(0,) if t == 5 else ()),
+        )
         assert (out_a == out_b).all()
     with pytest.raises(ValueError, match="nstep"):
         NStepTransitionBuilder(E, nstep=2).load_state_dict(a.state_dict())

@@ -75,7 +75,7 @@ def test_importance_weights_match_hand_computation():
     for _ in range(50):
         batch = buf.sample(3, beta=beta)
         assert batch[keys.WEIGHT].dtype == torch.float32 and batch[keys.INDEX].dtype == torch.int64
-        for i, w in zip(batch[keys.INDEX].tolist(), batch[keys.WEIGHT].tolist()):
+        for i, w in zip(batch[keys.INDEX].tolist(), batch[keys.WEIGHT].tolist(), strict=True):
             assert w == pytest.approx(expected[i], rel=1e-5)
             seen.add(i)
     assert seen == {0, 1, 2}
@@ -355,7 +355,11 @@ def _corruptions():
         ("data_shape", lambda s: s["storage"]["data"].__setitem__(1, torch.zeros(2)), "storage.data"),
         ("dtype", lambda s: s["storage"]["dtypes"].__setitem__(1, "notadtype"), "dtypes"),
         ("lz4_bytes", flip_lz4, "lz4"),
-        ("lz4_chunks", lambda s: s["storage"]["lz4_chunks"][0].append(torch.zeros(3, dtype=torch.uint8)), "lz4"),
+        (
+            "lz4_chunks",
+            lambda s: s["storage"]["lz4_chunks"][0].append(torch.zeros(3, dtype=torch.uint8)),
+            "lz4",
+        ),
         ("not_dict", lambda s: None, None),
     ]
 
@@ -374,3 +378,36 @@ def test_corrupt_state_raises_value_error_and_leaves_buffer_intact(name, corrupt
     with pytest.raises(ValueError, match=field):
         target.load_state_dict(state)
     assert len(target) == 1 and target.sample(1)[keys.ACTION].item() == 42
+
+
+def test_sample_clamps_scan_overshoot_from_float_rounding(monkeypatch):
+    # Draws at the very top of the mass make the fp32 tree scan run past the last stored item
+    # (into empty slots) for some priority sets; sample() must clamp to the filled range.
+    g = torch.Generator().manual_seed(0)
+    configs = [torch.rand(17, generator=g) * 10.0 ** -float(k % 5) for k in range(40)]
+    monkeypatch.setattr(
+        torch, "rand", lambda n, generator=None, dtype=None: torch.full((n,), 1 - 1e-12, dtype=dtype)
+    )
+    for prio in configs:
+        buf = PrioritizedReplayBuffer(20, alpha=1.0, seed=0)
+        buf.extend(make_batch(range(17)), priority=prio)
+        batch = buf.sample(4)
+        assert int(batch[keys.INDEX].max()) < 17
+        assert torch.equal(batch[keys.ACTION], batch[keys.INDEX])
+
+
+def test_missing_cpp_extension_gives_clear_error(monkeypatch):
+    import sys
+
+    from lightning_rl.data import _torchrl_compat
+
+    monkeypatch.setitem(sys.modules, "torchrl._torchrl", None)  # makes the import fail
+    _torchrl_compat.segment_tree_classes.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r"torch==2\.14\.1.*torchrl==0\.14\.1"):
+            PrioritizedReplayBuffer(4)
+        buf = PrioritizedReplayBuffer(4, prioritized=False)  # uniform replay needs no extension
+        buf.extend(make_batch([0, 1]))
+        assert buf.sample(2).batch_size == (2,)
+    finally:
+        _torchrl_compat.segment_tree_classes.cache_clear()
