@@ -151,8 +151,12 @@ class OffPolicyDataModule(EnvDataModule):
             self.buffer.update_priority(index, priority.detach().cpu())
 
     def metrics(self) -> dict[str, float]:
-        stats = self.collector.episode_stats() if self.collector is not None else {}
-        return {**stats, "collect/episodes": float(self.episodes), "buffer/size": float(len(self.buffer or ()))}
+        metrics = {"collect/episodes": float(self.episodes)}
+        if self.collector is not None:
+            metrics.update(self.collector.episode_stats())
+        if self.buffer is not None:
+            metrics.update({f"buffer/{name}": value for name, value in self.buffer.stats().items()})
+        return metrics
 
     # --- checkpointing ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -176,12 +180,14 @@ class OffPolicyDataModule(EnvDataModule):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
+        if self.buffer is None:  # validate/test: no replay, only the counters matter
+            return
         if state["world_size"] != self.world_size:
             raise ValueError(
                 f"checkpoint was written by {state['world_size']} ranks but this run has {self.world_size}; "
                 "resume with the same world size (each rank owns its replay buffer)"
             )
-        self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
         if "buffer" in state:
             self.buffer.load_state_dict(state["buffer"])
             self.generator.set_state(state["generator"])

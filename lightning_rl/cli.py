@@ -62,11 +62,10 @@ class RLCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         """Fill in RL defaults the config left open: CSV + offline wandb loggers, a checkpoint callback
         that keeps ``last.ckpt`` (for resume) and the RL progress bar."""
-        config = (
-            self.config_init[self.subcommand]["trainer"] if self.subcommand else self.config_init["trainer"]
-        )
+        config = self._subcommand_config(self.config_init)["trainer"]
         if config.get("logger") is None:  # not configured; `false` disables logging
-            config["logger"] = [CSVLogger(save_dir="runs", name="csv"), RLWandbLogger(save_dir="runs")]
+            root = config.get("default_root_dir") or "runs"
+            config["logger"] = [CSVLogger(save_dir=root, name="csv"), RLWandbLogger(save_dir=root)]
         callbacks = list(config.get("callbacks") or [])
         if config.get("enable_checkpointing") is not False and not _has(callbacks, ModelCheckpoint):
             callbacks.append(ModelCheckpoint(save_last=True))

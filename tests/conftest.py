@@ -7,7 +7,8 @@ import os
 import pytest
 import torch
 
-os.environ.setdefault("WANDB_MODE", "offline")
+# wandb is exercised offline in one CLI test; elsewhere it stays disabled (no files, no service process)
+os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 

@@ -3,7 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_rl.envs import EnvSpec, make_vector_env, probe_env_spec, resolve_env_factory, run_episodes, true_next_obs
+from lightning_rl.envs import (
+    EnvSpec,
+    make_vector_env,
+    probe_env_spec,
+    resolve_env_factory,
+    run_episodes,
+    true_next_obs,
+)
 
 
 def test_cartpole_spec_is_discrete_with_primitive_dict():
@@ -21,7 +28,9 @@ def test_pendulum_spec_is_continuous_with_bounds():
 
 
 def test_unknown_env_id_names_field_and_suggests():
-    with pytest.raises(ValueError, match=r"env_id: unknown gymnasium environment id 'CartPol-v1'.*CartPole-v1"):
+    with pytest.raises(
+        ValueError, match=r"env_id: unknown gymnasium environment id 'CartPol-v1'.*CartPole-v1"
+    ):
         resolve_env_factory("CartPol-v1", None)
 
 
@@ -50,7 +59,9 @@ def test_unsupported_spaces_are_rejected():
     with pytest.raises(ValueError, match="action space .* not supported"):
         EnvSpec.from_spaces("x", gym.spaces.Box(-1, 1, (2,)), gym.spaces.MultiBinary(3))
     with pytest.raises(ValueError, match="unknown keys"):
-        EnvSpec.from_dict({"env_id": "x", "obs_shape": [1], "obs_dtype": "float32", "action_type": "discrete", "bad": 1})
+        EnvSpec.from_dict(
+            {"env_id": "x", "obs_shape": [1], "obs_dtype": "float32", "action_type": "discrete", "bad": 1}
+        )
 
 
 def test_same_step_autoreset_gives_true_final_observation():

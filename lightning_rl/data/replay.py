@@ -308,6 +308,16 @@ class PrioritizedReplayBuffer:
         self._sampled += batch_size
         return out
 
+    def get(self, index: torch.Tensor) -> TensorDictBase:
+        """Items at storage indices ``index`` (N,) int64, e.g. ``torch.arange(len(buffer))`` for all.
+
+        Returns the same layout as :meth:`sample`, with ``keys.WEIGHT`` all 1.
+        """
+        index = torch.as_tensor(index, dtype=torch.int64)
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self._size):
+            raise IndexError(f"index must be in [0, len(buffer) = {self._size}), got {index.tolist()}")
+        return self._gather(index, torch.ones(index.shape[0], dtype=torch.float32))
+
     def _sample_prioritized(self, batch_size: int, beta: float) -> tuple[np.ndarray, np.ndarray]:
         size = self._size
         arange = self._arange.get(batch_size)

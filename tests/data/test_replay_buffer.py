@@ -411,3 +411,13 @@ def test_missing_cpp_extension_gives_clear_error(monkeypatch):
         assert buf.sample(2).batch_size == (2,)
     finally:
         _torchrl_compat.segment_tree_classes.cache_clear()
+
+
+def test_get_returns_stored_items_and_checks_bounds():
+    buffer = PrioritizedReplayBuffer(8, prioritized=False, seed=0)
+    buffer.extend(TensorDict({keys.OBS: torch.arange(5.0).unsqueeze(1)}, batch_size=[5]))
+    items = buffer.get(torch.tensor([4, 0]))
+    assert items[keys.OBS].squeeze(1).tolist() == [4.0, 0.0]
+    assert items[keys.INDEX].tolist() == [4, 0] and items[keys.WEIGHT].tolist() == [1.0, 1.0]
+    with pytest.raises(IndexError, match=r"index must be in \[0, len\(buffer\) = 5\)"):
+        buffer.get(torch.tensor([5]))

@@ -1,0 +1,113 @@
+"""Time per DQN gradient step: the full Lightning path vs a plain PyTorch loop doing the same math.
+
+Both sides sample from the same pre-filled prioritized replay buffer, compute the same double-DQN
+n-step loss, clip gradients, step Adam, write priorities back and sync the target net; neither collects
+env steps, so the difference is Lightning's per-step cost (with ``updates_per_step`` amortizing it).
+
+    python benchmarks/lightning_overhead.py [--steps 3000] [--updates-per-step 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator
+
+import pytorch_lightning as pl
+import torch
+from tensordict import TensorDict
+
+from lightning_rl import keys
+from lightning_rl.data import PrioritizedReplayBuffer
+from lightning_rl.policies import DQN
+
+OBS_DIM, N_ACTIONS, BATCH = 4, 2, 64
+SPEC = {"env_id": "bench", "obs_shape": [OBS_DIM], "obs_dtype": "float32", "action_type": "discrete", "n_actions": 2}
+
+
+def filled_buffer(size: int = 50_000) -> PrioritizedReplayBuffer:
+    buffer = PrioritizedReplayBuffer(size, alpha=0.6, prioritized=True, seed=0)
+    generator = torch.Generator().manual_seed(0)
+    buffer.extend(
+        TensorDict(
+            {
+                keys.OBS: torch.randn(size, OBS_DIM, generator=generator),
+                keys.ACTION: torch.randint(0, N_ACTIONS, (size,), generator=generator),
+                keys.REWARD: torch.ones(size, 1),
+                keys.NEXT_OBS: torch.randn(size, OBS_DIM, generator=generator),
+                keys.TERMINATED: torch.rand(size, generator=generator) < 0.05,
+                keys.STEPS: torch.ones(size, dtype=torch.int64),
+            },
+            batch_size=[size],
+        )
+    )
+    return buffer
+
+
+class ReplayOnlyDataModule(pl.LightningDataModule):
+    """Serves samples of a fixed buffer; priorities go back to it (no env collection)."""
+
+    def __init__(self, buffer: PrioritizedReplayBuffer):
+        super().__init__()
+        self.buffer = buffer
+        self.env_steps = 0
+
+    def train_dataloader(self) -> Iterator[TensorDict]:
+        return (self.buffer.sample(BATCH, beta=0.4) for _ in iter(int, 1))
+
+    def update_priority(self, index: torch.Tensor, priority: torch.Tensor) -> None:
+        self.buffer.update_priority(index, priority)
+
+    def metrics(self) -> dict[str, float]:
+        return {}
+
+
+def make_policy(updates_per_step: int) -> DQN:
+    torch.manual_seed(0)
+    return DQN(SPEC, hidden_sizes=(64, 64), lr=1e-3, target_update_interval=100, updates_per_step=updates_per_step,
+               log_interval=1_000)
+
+
+def time_lightning(steps: int, updates_per_step: int) -> float:
+    policy, datamodule = make_policy(updates_per_step), ReplayOnlyDataModule(filled_buffer())
+    trainer = pl.Trainer(accelerator="cpu", max_steps=steps, max_epochs=-1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    start = time.perf_counter()
+    trainer.fit(policy, datamodule=datamodule)
+    return (time.perf_counter() - start) / steps
+
+
+def time_plain(steps: int) -> float:
+    """The same update written as a plain loop (what CleanRL-style code would do)."""
+    policy, buffer = make_policy(1), filled_buffer()
+    optimizer = policy.configure_optimizers()
+    start = time.perf_counter()
+    for _ in range(steps):
+        batch = buffer.sample(BATCH, beta=0.4)
+        loss, td_error, _ = policy.compute_loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.net.parameters(), policy.hparams.max_grad_norm)
+        optimizer.step()
+        policy.train_iter += 1
+        buffer.update_priority(batch[keys.INDEX], td_error)
+        policy.update_target()
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--updates-per-step", type=int, default=4)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    time_plain(300), time_lightning(300, args.updates_per_step)  # warm-up
+    plain = min(time_plain(args.steps) for _ in range(3))
+    lightning = min(time_lightning(args.steps, args.updates_per_step) for _ in range(3))
+    print(f"plain PyTorch loop : {plain * 1e6:8.1f} us / gradient step")
+    print(f"Lightning (DQN)    : {lightning * 1e6:8.1f} us / gradient step (updates_per_step={args.updates_per_step})")
+    print(f"ratio              : {lightning / plain:8.3f}  (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()

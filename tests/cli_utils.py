@@ -1,0 +1,25 @@
+"""Helpers for tests that drive the CLI: a short CartPole run in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = str(REPO / "configs" / "cartpole_dqn.yaml")
+
+
+def short_run_args(root: str | os.PathLike, *extra: str, max_steps: int = 120) -> list[str]:
+    """`fit` on the default config, cut to a few hundred updates, logging to ``root``."""
+    return [
+        "fit",
+        "--config",
+        CONFIG,
+        f"--trainer.default_root_dir={root}",
+        f"--trainer.max_steps={max_steps}",
+        "--trainer.enable_progress_bar=false",
+        "--data.init_args.learning_starts=200",
+        "--evaluator.eval_interval=50",
+        "--evaluator.n_episodes=4",
+        *extra,
+    ]

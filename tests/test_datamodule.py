@@ -1,0 +1,175 @@
+"""OffPolicyDataModule: collection, n-step transitions into replay, warm-up, replay ratio, budgets, state."""
+
+from types import SimpleNamespace
+
+import gymnasium as gym
+import pytest
+import torch
+
+from lightning_rl import keys
+from lightning_rl.datamodules import OffPolicyDataModule
+
+
+class ConstantPolicy:
+    """Always the same action; records the env_steps it was asked at."""
+
+    def __init__(self, action: int = 0):
+        self.action = action
+        self.calls: list[tuple[str, int]] = []
+
+    def act(self, obs, mode="eval", env_steps=0, generator=None):
+        self.calls.append((mode, env_steps))
+        return torch.full((obs.shape[0],), self.action, dtype=torch.int64)
+
+
+def attach(dm: OffPolicyDataModule, policy, rank: int = 0, world_size: int = 1) -> OffPolicyDataModule:
+    dm.trainer = SimpleNamespace(
+        lightning_module=policy, global_rank=rank, world_size=world_size, should_stop=False
+    )
+    dm.setup("fit")
+    return dm
+
+
+def short_cartpole(max_episode_steps: int = 5, **kwargs) -> OffPolicyDataModule:
+    """CartPole truncated after a few steps, so episode ends are frequent and predictable."""
+    defaults = dict(
+        n_envs=2, buffer_size=1000, batch_size=4, learning_starts=0, train_freq=2, gradient_steps=3
+    )
+    return OffPolicyDataModule(
+        env_id=None,
+        env_fn=gym.make,
+        env_kwargs={"id": "CartPole-v1", "max_episode_steps": max_episode_steps},
+        **{**defaults, **kwargs},
+    )
+
+
+def test_env_spec_is_linked_data():
+    dm = OffPolicyDataModule(env_id="CartPole-v1")
+    assert dm.env_spec["action_type"] == "discrete" and dm.env_spec["n_actions"] == 2
+    assert dm.env_spec["obs_shape"] == [4]
+
+
+def test_collect_counts_steps_and_fills_buffer_with_true_transitions():
+    dm = attach(short_cartpole(), ConstantPolicy(action=1))
+    dm.collect(vector_steps=5)  # 2 envs x 5 steps, every episode truncated at step 5
+    assert dm.env_steps == 10 and dm.episodes == 2
+    assert len(dm.buffer) == 10
+    batch = dm.buffer.get(torch.arange(10))
+    assert batch[keys.REWARD].shape == (10, 1) and torch.all(batch[keys.REWARD] == 1.0)
+    assert torch.all(batch[keys.ACTION] == 1)
+    assert not batch[keys.TERMINATED].any()  # truncation is not termination: it bootstraps
+    # CartPole's first state component is the cart position; pushing right moves it right
+    assert torch.all(batch[keys.NEXT_OBS][:, 1] > batch[keys.OBS][:, 1])
+
+
+def test_nstep_windows_flush_at_episode_end():
+    dm = attach(short_cartpole(max_episode_steps=5, nstep=3), ConstantPolicy())
+    dm.collect(vector_steps=5)
+    # per env: windows emitted at steps 3, 4 (full, steps=3) and 3 flushed at the truncation (3, 2, 1)
+    assert len(dm.buffer) == 2 * 5
+    steps = dm.buffer.get(torch.arange(10))[keys.STEPS]
+    assert sorted(steps.tolist()) == [1, 1, 2, 2, 3, 3, 3, 3, 3, 3]
+
+
+def test_stream_warms_up_then_yields_gradient_steps_per_phase():
+    dm = attach(short_cartpole(learning_starts=20, train_freq=4, gradient_steps=3), ConstantPolicy())
+    stream = iter(dm.train_dataloader())
+    first = next(stream)
+    assert dm.env_steps == 20  # warm-up: 10 vector steps of 2 envs, nothing sampled before
+    assert first.batch_size == torch.Size([4]) and keys.INDEX in first.keys()
+    next(stream), next(stream)
+    assert dm.env_steps == 20  # 3 gradient steps per phase, no collection in between
+    next(stream)
+    assert dm.env_steps == 24  # next phase: train_freq=4 env steps = 2 vector steps
+
+
+def test_env_step_budget_ends_the_stream_and_training():
+    dm = attach(
+        short_cartpole(max_env_steps=12, learning_starts=0, train_freq=4, gradient_steps=1), ConstantPolicy()
+    )
+    batches = list(dm.train_dataloader())
+    assert dm.env_steps == 12 and len(batches) == 3
+    assert dm.trainer.should_stop
+
+
+def test_exploration_sees_global_env_steps_under_ddp():
+    policy = ConstantPolicy()
+    dm = attach(short_cartpole(), policy, rank=1, world_size=4)
+    dm.collect(vector_steps=2)
+    assert dm.env_steps == 2 * 2 * 4  # local steps x world size
+    assert [step for _, step in policy.calls] == [0, 8] and {mode for mode, _ in policy.calls} == {"collect"}
+
+
+def test_ranks_get_different_env_seeds():
+    obs = []
+    for rank in (0, 1):
+        dm = attach(short_cartpole(seed=7), ConstantPolicy(), rank=rank, world_size=2)
+        obs.append(dm.collector._obs.copy())
+    assert not (obs[0] == obs[1]).all()
+
+
+def test_priorities_are_written_back_only_when_prioritized():
+    dm = attach(short_cartpole(prioritized=True, learning_starts=0), ConstantPolicy())
+    dm.collect(vector_steps=5)
+    batch = dm.sample()
+    assert keys.WEIGHT in batch.keys()
+    before = dm.buffer.stats()["priority_max"]
+    dm.update_priority(batch[keys.INDEX], torch.full((4,), 100.0))
+    assert dm.buffer.stats()["priority_max"] > before
+    metrics = dm.metrics()
+    assert metrics["buffer/size"] == 10.0 and "collect/return_mean" in metrics
+
+
+def test_beta_anneals_over_env_steps():
+    dm = attach(
+        short_cartpole(prioritized=True, priority_beta=0.4, priority_beta_final=1.0, priority_beta_steps=20),
+        ConstantPolicy(),
+    )
+    dm.collect(vector_steps=5)  # 10 of 20 annealing steps -> beta 0.7
+    seen = {}
+    original = dm.buffer.sample
+    dm.buffer.sample = lambda n, beta: seen.setdefault("beta", beta) and original(n, beta)
+    dm.sample()
+    assert seen["beta"] == pytest.approx(0.7)
+
+
+def test_state_dict_round_trip_restores_counters_buffer_and_rng():
+    dm = attach(short_cartpole(), ConstantPolicy())
+    dm.collect(vector_steps=5)
+    state = dm.state_dict()
+    expected = dm.sample()
+
+    restored = attach(short_cartpole(), ConstantPolicy())
+    restored.load_state_dict(state)
+    assert (restored.env_steps, restored.episodes) == (10, 2)
+    assert len(restored.buffer) == 10
+    got = restored.sample()
+    assert torch.equal(got[keys.INDEX], expected[keys.INDEX]) and torch.equal(
+        got[keys.OBS], expected[keys.OBS]
+    )
+
+
+def test_world_size_mismatch_on_resume_is_an_error():
+    dm = attach(short_cartpole(), ConstantPolicy())
+    state = {**dm.state_dict(), "world_size": 2}
+    with pytest.raises(ValueError, match="written by 2 ranks but this run has 1"):
+        attach(short_cartpole(), ConstantPolicy()).load_state_dict(state)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"buffer_size": 0}, "buffer_size must be > 0"),
+        ({"batch_size": -1}, "batch_size must be > 0"),
+        ({"n_envs": 0}, "n_envs must be > 0"),
+        ({"nstep": 0}, "nstep must be > 0"),
+        ({"learning_starts": -5}, "learning_starts must be >= 0"),
+        ({"batch_size": 64, "buffer_size": 32}, r"batch_size \(64\) must be <= buffer_size \(32\)"),
+        ({"priority_beta": 1.5}, r"priority_beta must be in \[0.0, 1.0\]"),
+        ({"vectorization": "threads"}, r"vectorization must be one of \['async', 'sync'\]"),
+        ({"env_id": "NoSuchEnv-v0"}, "env_id: unknown gymnasium environment id 'NoSuchEnv-v0'"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        OffPolicyDataModule(**kwargs)
