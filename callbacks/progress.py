@@ -23,10 +23,10 @@ class RLProgressBar(TQDMProgressBar):
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
         metrics = {k: v for k, v in super().get_metrics(trainer, pl_module).items() if k != "v_num"}
         env_steps = getattr(pl_module, "env_steps", 0)
-        metrics["env_steps"] = env_steps
+        metrics["env_steps"] = str(env_steps)  # a string: tqdm would print 20000 as "2e+4"
         if self._start is not None:
             elapsed = time.perf_counter() - self._start[0]
-            metrics["sps"] = int((env_steps - self._start[1]) / max(elapsed, 1e-9))
+            metrics["sps"] = str(int((env_steps - self._start[1]) / max(elapsed, 1e-9)))
         eval_return = trainer.callback_metrics.get("eval/return_mean")
         if eval_return is not None:
             metrics["eval"] = round(float(eval_return), 1)

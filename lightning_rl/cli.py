@@ -88,8 +88,9 @@ class RLCLI(LightningCLI):
 
     def after_fit(self) -> None:
         self.result = run_summary(self, time.perf_counter() - self._fit_started)
+        log_dir = self.trainer.log_dir or self.trainer.default_root_dir  # a collective under DDP: all ranks
         if self.trainer.is_global_zero:
-            path = os.path.join(self.trainer.log_dir or self.trainer.default_root_dir, "result.json")
+            path = os.path.join(log_dir, "result.json")
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w") as f:
                 json.dump(self.result, f, indent=2)

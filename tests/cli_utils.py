@@ -9,10 +9,13 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs" / "cartpole_dqn.yaml")
 
 
-def short_run_args(root: str | os.PathLike, *extra: str, max_steps: int = 120) -> list[str]:
-    """`fit` on the default config, cut to a few hundred updates, logging to ``root``."""
+def short_run_args(root: str | os.PathLike, *extra: str, max_steps: int = 120, run: bool = True) -> list[str]:
+    """`fit` on the default config, cut to a few hundred updates, logging to ``root``.
+
+    ``run=False`` leaves out the subcommand, for ``RLCLI(args, run=False)``.
+    """
     return [
-        "fit",
+        *(["fit"] if run else []),
         "--config",
         CONFIG,
         f"--trainer.default_root_dir={root}",

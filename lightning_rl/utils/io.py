@@ -19,9 +19,11 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
     Writes to a temporary file in the same directory (``os.replace`` is only atomic within one
     filesystem), fsyncs it, renames it over ``path`` and fsyncs the directory so the rename itself
     survives a power loss. If anything raises, the temporary file is removed and ``path`` is untouched.
+    Missing parent directories are created.
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

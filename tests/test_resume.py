@@ -1,0 +1,71 @@
+"""`fit --ckpt_path last.ckpt` continues the same run: counters, replay contents, RNG, evaluator state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from cli_utils import short_run_args
+
+from lightning_rl import keys
+from lightning_rl.cli import RLCLI
+
+
+class CaptureAtStart(pl.Callback):
+    """Snapshot what the resumed run starts from (after Lightning restored the checkpoint)."""
+
+    def on_train_start(self, trainer, pl_module):
+        dm = trainer.datamodule
+        self.env_steps, self.episodes, self.train_iter = dm.env_steps, dm.episodes, pl_module.train_iter
+        self.global_step = trainer.global_step
+        self.buffer = dm.buffer.get(torch.arange(len(dm.buffer))).to_dict()
+        self.net = {k: v.clone() for k, v in pl_module.net.state_dict().items()}
+        self.target = {k: v.clone() for k, v in pl_module.target_net.state_dict().items()}
+        self.best_return = next(
+            cb for cb in trainer.callbacks if type(cb).__name__ == "Evaluator"
+        ).best_return
+
+
+def test_resume_continues_with_the_same_counters_and_replay(tmp_path):
+    # eval_interval 20: the last evaluation (at update 100) comes before last.ckpt is written
+    first = RLCLI(
+        args=short_run_args(
+            tmp_path, "--data.init_args.prioritized=true", "--evaluator.eval_interval=20", max_steps=100
+        )
+    )
+    dm, policy = first.datamodule, first.model
+    saved = {
+        "env_steps": dm.env_steps,
+        "episodes": dm.episodes,
+        "buffer": dm.buffer.get(torch.arange(len(dm.buffer))).to_dict(),
+        "net": policy.net.state_dict(),
+        "target": policy.target_net.state_dict(),
+        "best_return": next(
+            cb for cb in first.trainer.callbacks if type(cb).__name__ == "Evaluator"
+        ).best_return,
+    }
+    last = Path(first.trainer.checkpoint_callback.last_model_path)
+    assert last.name == "last.ckpt" and last.exists()
+    # the checkpoint loads with torch's safe loader: tensors and primitives only
+    assert torch.load(last, weights_only=True)["train_iter"] == 100
+
+    resumed = RLCLI(
+        args=short_run_args(tmp_path, "--data.init_args.prioritized=true", max_steps=200, run=False),
+        run=False,
+    )
+    capture = CaptureAtStart()
+    resumed.trainer.callbacks.append(capture)
+    resumed.trainer.fit(resumed.model, datamodule=resumed.datamodule, ckpt_path=str(last))
+
+    assert (capture.env_steps, capture.episodes) == (saved["env_steps"], saved["episodes"])
+    assert capture.train_iter == 100 and capture.global_step == 100
+    assert capture.best_return == saved["best_return"]
+    assert capture.buffer.keys() == saved["buffer"].keys()
+    for key, value in saved["buffer"].items():
+        assert torch.equal(capture.buffer[key], value), key
+    assert all(torch.equal(capture.net[k], v) for k, v in saved["net"].items())
+    assert all(torch.equal(capture.target[k], v) for k, v in saved["target"].items())
+    # ... and then it keeps going from there
+    assert resumed.model.train_iter == 200 and resumed.datamodule.env_steps > saved["env_steps"]
+    assert keys.WEIGHT in resumed.datamodule.sample().keys()
