@@ -22,7 +22,13 @@ from lightning_rl.data import PrioritizedReplayBuffer
 from lightning_rl.policies import DQN
 
 OBS_DIM, N_ACTIONS, BATCH = 4, 2, 64
-SPEC = {"env_id": "bench", "obs_shape": [OBS_DIM], "obs_dtype": "float32", "action_type": "discrete", "n_actions": 2}
+SPEC = {
+    "env_id": "bench",
+    "obs_shape": [OBS_DIM],
+    "obs_dtype": "float32",
+    "action_type": "discrete",
+    "n_actions": 2,
+}
 
 
 def filled_buffer(size: int = 50_000) -> PrioritizedReplayBuffer:
@@ -64,14 +70,27 @@ class ReplayOnlyDataModule(pl.LightningDataModule):
 
 def make_policy(updates_per_step: int) -> DQN:
     torch.manual_seed(0)
-    return DQN(SPEC, hidden_sizes=(64, 64), lr=1e-3, target_update_interval=100, updates_per_step=updates_per_step,
-               log_interval=1_000)
+    return DQN(
+        SPEC,
+        hidden_sizes=(64, 64),
+        lr=1e-3,
+        target_update_interval=100,
+        updates_per_step=updates_per_step,
+        log_interval=1_000,
+    )
 
 
 def time_lightning(steps: int, updates_per_step: int) -> float:
     policy, datamodule = make_policy(updates_per_step), ReplayOnlyDataModule(filled_buffer())
-    trainer = pl.Trainer(accelerator="cpu", max_steps=steps, max_epochs=-1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=steps,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     start = time.perf_counter()
     trainer.fit(policy, datamodule=datamodule)
     return (time.perf_counter() - start) / steps
@@ -105,7 +124,8 @@ def main() -> None:
     plain = min(time_plain(args.steps) for _ in range(3))
     lightning = min(time_lightning(args.steps, args.updates_per_step) for _ in range(3))
     print(f"plain PyTorch loop : {plain * 1e6:8.1f} us / gradient step")
-    print(f"Lightning (DQN)    : {lightning * 1e6:8.1f} us / gradient step (updates_per_step={args.updates_per_step})")
+    per_call = args.updates_per_step
+    print(f"Lightning (DQN)    : {lightning * 1e6:8.1f} us / gradient step (updates_per_step={per_call})")
     print(f"ratio              : {lightning / plain:8.3f}  (target <= 1.10)")
 
 

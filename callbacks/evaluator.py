@@ -60,7 +60,9 @@ class Evaluator(pl.Callback):
         result = torch.zeros(3, dtype=torch.float64)
         if trainer.is_global_zero:
             stats = trainer.datamodule.evaluate(pl_module, self.n_episodes)
-            result = torch.tensor([stats.return_mean, stats.return_std, stats.length_mean], dtype=torch.float64)
+            result = torch.tensor(
+                [stats.return_mean, stats.return_std, stats.length_mean], dtype=torch.float64
+            )
         result = trainer.strategy.broadcast(result, src=0)
         return_mean, return_std, length_mean = result.tolist()
         self.last_return = return_mean
@@ -74,7 +76,7 @@ class Evaluator(pl.Callback):
             self.best_return = return_mean
             if self.save_best:
                 self.best_model_path = os.path.join(_checkpoint_dir(trainer), "best.ckpt")
-                trainer.save_checkpoint(self.best_model_path)
+                trainer.save_checkpoint(self.best_model_path, weights_only=False)
         if self.stop_value is not None and return_mean >= self.stop_value:
             self.stop_value_reached = True
             trainer.should_stop = True

@@ -86,7 +86,9 @@ class EnvDataModule(pl.LightningDataModule):
         if self._eval_env is None or self._eval_env.num_envs != min(n_episodes, 32):
             self._close_eval_env()
             self._eval_env = make_vector_env(self.make_env, min(n_episodes, 32), self.vectorization)
-        return run_episodes(lambda obs: policy.act(obs, mode="eval"), self._eval_env, n_episodes, self.eval_seed)
+        return run_episodes(
+            lambda obs: policy.act(obs, mode="eval"), self._eval_env, n_episodes, self.eval_seed
+        )
 
     def val_dataloader(self) -> list[int]:
         # One "batch" per validation run: the policy's validation_step evaluates whole episodes. During

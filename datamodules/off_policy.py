@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from lightning_rl.datamodules.base import EnvDataModule
 from tensordict import TensorDict
 
-from lightning_rl.datamodules.base import EnvDataModule
 from lightning_rl import keys
 from lightning_rl.data import NStepTransitionBuilder, PrioritizedReplayBuffer
 from lightning_rl.data.collector import VectorCollector
@@ -47,7 +47,8 @@ class OffPolicyDataModule(EnvDataModule):
         priority_beta, priority_beta_final, priority_beta_steps: importance-sampling exponent annealed
             linearly over ``priority_beta_steps`` global env steps.
         compress_obs: lz4-compress observations in checkpoints; ``None`` = only for image (uint8) obs.
-        replay_dir: where multi-rank runs write per-rank buffers (default: ``<trainer.default_root_dir>/replay``).
+        replay_dir: where multi-rank runs write per-rank buffers (default:
+            ``<trainer.default_root_dir>/replay``).
     """
 
     def __init__(
@@ -75,7 +76,9 @@ class OffPolicyDataModule(EnvDataModule):
         compress_obs: bool | None = None,
         replay_dir: str | None = None,
     ):
-        super().__init__(env_id, env_fn, env_kwargs, n_envs, vectorization, seed, max_env_steps, eval_episodes, eval_seed)
+        super().__init__(
+            env_id, env_fn, env_kwargs, n_envs, vectorization, seed, max_env_steps, eval_episodes, eval_seed
+        )
         check_positive(
             buffer_size=buffer_size,
             batch_size=batch_size,

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from lightning_rl.callbacks import Evaluator
+from lightning_rl.datamodules import OffPolicyDataModule
 from tensordict import TensorDict
 from torch import Tensor
 
 from lightning_rl import keys
-from lightning_rl.callbacks import Evaluator
-from lightning_rl.datamodules import OffPolicyDataModule
 from lightning_rl.policies import DQN
 
 
@@ -44,12 +44,25 @@ def main(max_env_steps: int = 50_000, seed: int = 0) -> dict[str, Any]:
     datamodule = OffPolicyDataModule(
         env_id="CartPole-v1", seed=seed, max_env_steps=max_env_steps, train_freq=16, gradient_steps=8
     )
-    policy = AuxLossDQN(env_spec=datamodule.env_spec, hidden_sizes=(64, 64), lr=2e-3, target_update_interval=100,
-                        eps_end=0.04, eps_decay_steps=8_000, aux_weight=0.01)
+    policy = AuxLossDQN(
+        env_spec=datamodule.env_spec,
+        hidden_sizes=(64, 64),
+        lr=2e-3,
+        target_update_interval=100,
+        eps_end=0.04,
+        eps_decay_steps=8_000,
+        aux_weight=0.01,
+    )
     evaluator = Evaluator(eval_interval=500, stop_value=475, save_best=False)
     trainer = pl.Trainer(
-        accelerator="cpu", max_steps=40_000, max_epochs=-1, callbacks=[evaluator], logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        max_steps=40_000,
+        max_epochs=-1,
+        callbacks=[evaluator],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     trainer.fit(policy, datamodule=datamodule)
     result = {"env_steps": datamodule.env_steps, "eval_return_mean": evaluator.last_return}

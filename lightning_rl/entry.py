@@ -10,7 +10,9 @@ import yaml
 from lightning_rl.cli import RLCLI
 
 
-def serial_pipeline(config: str | os.PathLike | dict[str, Any], seed: int = 0, **overrides: Any) -> dict[str, Any]:
+def serial_pipeline(
+    config: str | os.PathLike | dict[str, Any], seed: int = 0, **overrides: Any
+) -> dict[str, Any]:
     """Train with the CLI's machinery and return the run summary.
 
     Args:
@@ -25,8 +27,19 @@ def serial_pipeline(config: str | os.PathLike | dict[str, Any], seed: int = 0, *
     if not isinstance(config, dict):
         with open(config) as f:
             config = yaml.safe_load(f)
-    args = ["fit", "--config", yaml.safe_dump(config), "--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
+    args = [
+        "fit",
+        "--config",
+        yaml.safe_dump(config),
+        "--seed_everything",
+        str(seed),
+        "--data.init_args.seed",
+        str(seed),
+    ]
     for key, value in overrides.items():
-        args += [f"--{key}", value if isinstance(value, str) else yaml.safe_dump(value).strip().removesuffix("...").strip()]
+        args += [
+            f"--{key}",
+            value if isinstance(value, str) else yaml.safe_dump(value).strip().removesuffix("...").strip(),
+        ]
     cli = RLCLI(args=args)
     return cli.result

@@ -18,7 +18,9 @@ class RLWandbLogger(WandbLogger):
     plotted against ``env_steps``.
     """
 
-    def __init__(self, project: str = "lightning_rl", save_dir: str = ".", mode: str | None = None, **kwargs: Any):
+    def __init__(
+        self, project: str = "lightning_rl", save_dir: str = ".", mode: str | None = None, **kwargs: Any
+    ):
         mode = mode or os.environ.get("WANDB_MODE") or "offline"
         if mode not in WANDB_MODES:
             raise ValueError(f"mode must be one of {list(WANDB_MODES)}, got {mode!r}")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 from cli_utils import CONFIG, REPO, short_run_args
+from lightning_rl.datamodules import OffPolicyDataModule
 
 from lightning_rl.cli import RLCLI, main
-from lightning_rl.datamodules import OffPolicyDataModule
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import DQN
 
@@ -55,7 +55,8 @@ def test_env_spec_is_linked_from_data_to_model(finished_run):
 
 def test_metrics_csv_has_env_steps_on_every_row(finished_run):
     _, cli = finished_run
-    rows = list(csv.DictReader(open(Path(cli.trainer.log_dir) / "metrics.csv")))
+    with open(Path(cli.trainer.log_dir) / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert rows and all(row["env_steps"] for row in rows)
     eval_iters = [float(row["train_iter"]) for row in rows if row["eval/return_mean"]]
     # every >= 50 updates (4 updates per training_step: at 52, 104), plus a final one at the end (120)
@@ -64,6 +65,9 @@ def test_metrics_csv_has_env_steps_on_every_row(finished_run):
 
 
 def test_wandb_runs_offline_without_an_account(tmp_path, monkeypatch):
+    import wandb
+
+    wandb.finish()  # Lightning's WandbLogger reuses a live run; earlier tests may have left a disabled one
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     cli = RLCLI(args=short_run_args(tmp_path, max_steps=8))
@@ -71,6 +75,7 @@ def test_wandb_runs_offline_without_an_account(tmp_path, monkeypatch):
     assert set(loggers) == {"CSVLogger", "RLWandbLogger"}
     assert loggers["RLWandbLogger"].experiment.settings.mode == "offline"
     assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline wandb run directory was written"
+    wandb.finish()
     with pytest.raises(ValueError, match=r"mode must be one of \['online', 'offline', 'disabled'\]"):
         RLWandbLogger(mode="cloud")
 

@@ -5,9 +5,9 @@ from types import SimpleNamespace
 import gymnasium as gym
 import pytest
 import torch
+from lightning_rl.datamodules import OffPolicyDataModule
 
 from lightning_rl import keys
-from lightning_rl.datamodules import OffPolicyDataModule
 
 
 class ConstantPolicy:
@@ -76,7 +76,7 @@ def test_stream_warms_up_then_yields_gradient_steps_per_phase():
     stream = iter(dm.train_dataloader())
     first = next(stream)
     assert dm.env_steps == 20  # warm-up: 10 vector steps of 2 envs, nothing sampled before
-    assert first.batch_size == torch.Size([4]) and keys.INDEX in first.keys()
+    assert first.batch_size == torch.Size([4]) and keys.INDEX in first
     next(stream), next(stream)
     assert dm.env_steps == 20  # 3 gradient steps per phase, no collection in between
     next(stream)
@@ -112,7 +112,7 @@ def test_priorities_are_written_back_only_when_prioritized():
     dm = attach(short_cartpole(prioritized=True, learning_starts=0), ConstantPolicy())
     dm.collect(vector_steps=5)
     batch = dm.sample()
-    assert keys.WEIGHT in batch.keys()
+    assert keys.WEIGHT in batch
     before = dm.buffer.stats()["priority_max"]
     dm.update_priority(batch[keys.INDEX], torch.full((4,), 100.0))
     assert dm.buffer.stats()["priority_max"] > before

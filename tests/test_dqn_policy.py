@@ -96,10 +96,7 @@ def test_loss_matches_the_double_dqn_nstep_target_computed_by_hand(double):
     with torch.no_grad():
         q = policy.net(batch[keys.OBS]).gather(1, batch[keys.ACTION].unsqueeze(1)).squeeze(1)
         next_q_target = policy.target_net(batch[keys.NEXT_OBS])
-        if double:
-            next_action = policy.net(batch[keys.NEXT_OBS]).argmax(-1)
-        else:
-            next_action = next_q_target.argmax(-1)
+        next_action = policy.net(batch[keys.NEXT_OBS]).argmax(-1) if double else next_q_target.argmax(-1)
         bootstrap = next_q_target.gather(1, next_action.unsqueeze(1)).squeeze(1)
         expected = []
         for i in range(5):
@@ -120,7 +117,8 @@ def test_hard_target_update_happens_every_interval():
     for train_iter, synced in [(1, False), (2, False), (3, True)]:
         policy.train_iter = train_iter
         policy.update_target()
-        same = all(torch.equal(a, b) for a, b in zip(policy.net.parameters(), policy.target_net.parameters()))
+        pairs = zip(policy.net.parameters(), policy.target_net.parameters(), strict=True)
+        same = all(torch.equal(a, b) for a, b in pairs)
         assert same is synced
 
 

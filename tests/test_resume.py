@@ -68,4 +68,4 @@ def test_resume_continues_with_the_same_counters_and_replay(tmp_path):
     assert all(torch.equal(capture.target[k], v) for k, v in saved["target"].items())
     # ... and then it keeps going from there
     assert resumed.model.train_iter == 200 and resumed.datamodule.env_steps > saved["env_steps"]
-    assert keys.WEIGHT in resumed.datamodule.sample().keys()
+    assert keys.WEIGHT in resumed.datamodule.sample()

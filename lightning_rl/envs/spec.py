@@ -46,7 +46,10 @@ class EnvSpec:
                 f"env '{env_id}': observation space {observation_space} is not supported; "
                 "allowed: gymnasium.spaces.Box (vector or image observations)"
             )
-        obs = {"obs_shape": tuple(observation_space.shape), "obs_dtype": np.dtype(observation_space.dtype).name}
+        obs = {
+            "obs_shape": tuple(observation_space.shape),
+            "obs_dtype": np.dtype(observation_space.dtype).name,
+        }
         if isinstance(action_space, gym.spaces.Discrete):
             if action_space.start != 0:
                 raise ValueError(f"env '{env_id}': Discrete action space must start at 0, got {action_space}")

@@ -31,11 +31,17 @@ def resolve_env_factory(
         raise ValueError("exactly one of 'env_id' (a gymnasium id) or 'env_fn' (a factory) must be set")
     if env_fn is not None:
         if not callable(env_fn):
-            raise ValueError(f"env_fn must be callable (a function or class returning a gymnasium.Env), got {env_fn!r}")
+            raise ValueError(
+                f"env_fn must be callable (a function or class returning a gymnasium.Env), got {env_fn!r}"
+            )
         return getattr(env_fn, "__qualname__", repr(env_fn)), partial(env_fn, **env_kwargs)
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
-        hint = f"; did you mean {close}?" if close else "; see gymnasium.pprint_registry() for the registered ids"
+        hint = (
+            f"; did you mean {close}?"
+            if close
+            else "; see gymnasium.pprint_registry() for the registered ids"
+        )
         raise ValueError(f"env_id: unknown gymnasium environment id '{env_id}'{hint}")
     return env_id, partial(gym.make, env_id, **env_kwargs)
 

@@ -17,7 +17,11 @@ class DQNNet(nn.Module):
     """
 
     def __init__(
-        self, obs_shape: Sequence[int], n_actions: int, hidden_sizes: Sequence[int] = (256, 256), dueling: bool = False
+        self,
+        obs_shape: Sequence[int],
+        n_actions: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        dueling: bool = False,
     ):
         super().__init__()
         if n_actions < 1:

@@ -14,10 +14,14 @@ class MLPEncoder(nn.Module):
     Shapes: obs (B, *obs_shape) -> (B, hidden_sizes[-1])
     """
 
-    def __init__(self, obs_dim: int, hidden_sizes: Sequence[int] = (256, 256), activation: type[nn.Module] = nn.ReLU):
+    def __init__(
+        self, obs_dim: int, hidden_sizes: Sequence[int] = (256, 256), activation: type[nn.Module] = nn.ReLU
+    ):
         super().__init__()
         if not hidden_sizes or any(h < 1 for h in hidden_sizes):
-            raise ValueError(f"hidden_sizes must be a non-empty list of positive ints, got {list(hidden_sizes)}")
+            raise ValueError(
+                f"hidden_sizes must be a non-empty list of positive ints, got {list(hidden_sizes)}"
+            )
         layers: list[nn.Module] = [nn.Flatten()]
         for width in hidden_sizes:
             layers += [nn.Linear(obs_dim, width), activation()]

@@ -47,7 +47,11 @@ class RLPolicy(pl.LightningModule):
 
     # --- what the DataModule calls -------------------------------------------------------------
     def act(
-        self, obs: Tensor, mode: ActMode = "eval", env_steps: int = 0, generator: torch.Generator | None = None
+        self,
+        obs: Tensor,
+        mode: ActMode = "eval",
+        env_steps: int = 0,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """Actions for a batch of observations.
 

@@ -97,7 +97,11 @@ class DQN(RLPolicy):
 
     @torch.no_grad()
     def act(
-        self, obs: Tensor, mode: ActMode = "eval", env_steps: int = 0, generator: torch.Generator | None = None
+        self,
+        obs: Tensor,
+        mode: ActMode = "eval",
+        env_steps: int = 0,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         q = self.net(obs.to(self.device))
         if mode == "eval":
@@ -143,7 +147,7 @@ class DQN(RLPolicy):
                 self.clip_gradients(optimizer, self.hparams.max_grad_norm, gradient_clip_algorithm="norm")
             optimizer.step()
             self.train_iter += 1
-            if keys.INDEX in batch.keys():
+            if keys.INDEX in batch:
                 datamodule.update_priority(batch[keys.INDEX], td_error)
             self.update_target()
             if self.should_log():
@@ -160,4 +164,3 @@ class DQN(RLPolicy):
                 torch._foreach_lerp_(target, list(self.net.parameters()), tau)
         elif self.train_iter % self.hparams.target_update_interval == 0:
             self.target_net.load_state_dict(self.net.state_dict())
-
