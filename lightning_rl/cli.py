@@ -27,6 +27,7 @@ from lightning_rl.callbacks import Evaluator, RLProgressBar
 from lightning_rl.datamodules import EnvDataModule
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import RLPolicy
+from lightning_rl.utils.checkpoint_io import AtomicCheckpointIO
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "accelerator": "cpu",
@@ -61,7 +62,7 @@ class RLCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         """Fill in RL defaults the config left open: CSV + offline wandb loggers, a checkpoint callback
-        that keeps ``last.ckpt`` (for resume) and the RL progress bar."""
+        that keeps ``last.ckpt`` (for resume), the RL progress bar and crash-safe checkpoint writes."""
         config = self._subcommand_config(self.config_init)["trainer"]
         if config.get("logger") is None:  # not configured; `false` disables logging
             root = config.get("default_root_dir") or "runs"
@@ -72,6 +73,8 @@ class RLCLI(LightningCLI):
         if config.get("enable_progress_bar") is not False and not _has(callbacks, ProgressBar):
             callbacks.append(RLProgressBar())
         config["callbacks"] = callbacks
+        if config.get("plugins") is None:
+            config["plugins"] = [AtomicCheckpointIO()]
         return super().instantiate_trainer(**kwargs)
 
     def before_instantiate_classes(self) -> None:

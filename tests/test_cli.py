@@ -16,6 +16,7 @@ from lightning_rl.datamodules import OffPolicyDataModule
 from lightning_rl.cli import RLCLI, main
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import DQN
+from lightning_rl.utils.checkpoint_io import AtomicCheckpointIO
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,13 @@ def test_fit_trains_and_writes_the_run_summary(finished_run):
     assert written == result
     assert Path(result["ckpt_path"]).name == "best.ckpt" and Path(result["ckpt_path"]).exists()
     assert (Path(result["ckpt_path"]).parent / "last.ckpt").exists()
+
+
+def test_checkpoints_are_written_atomically(finished_run):
+    _, cli = finished_run
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    leftovers = [p for p in Path(cli.trainer.log_dir).rglob("*.tmp")]
+    assert not leftovers
 
 
 def test_env_spec_is_linked_from_data_to_model(finished_run):

@@ -79,3 +79,22 @@ def test_atomic_save_failure_keeps_old_file_and_leaves_no_temp(tmp_path):
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["ckpt.pt"]
     assert torch.load(path, weights_only=True) == {"step": 1}
+
+
+def test_atomic_checkpoint_io_keeps_the_old_checkpoint_when_a_save_fails(tmp_path):
+    from lightning_rl.utils.checkpoint_io import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "nested" / "last.ckpt"
+    io.save_checkpoint({"step": 1}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        io.save_checkpoint({"step": 2, "bad": Unpicklable()}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
+    with pytest.raises(TypeError, match="storage_options"):
+        io.save_checkpoint({"step": 3}, path, storage_options={"s3": 1})
