@@ -61,7 +61,7 @@ class EnvDataModule(pl.LightningDataModule):
         self.eval_episodes = eval_episodes
         self.eval_seed = eval_seed
         self.env_steps = 0  # global: summed over ranks
-        self.episodes = 0  # global
+        self.episodes = 0  # finished by this rank's envs
         self._eval_env: gym.vector.VectorEnv | None = None
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -12,7 +12,7 @@ from lightning_rl.datamodules.base import EnvDataModule
 from tensordict import TensorDict
 
 from lightning_rl import keys
-from lightning_rl.data import NStepTransitionBuilder, PrioritizedReplayBuffer
+from lightning_rl.data import NStepTransitionBuilder, PrioritizedReplayBuffer, linear_beta
 from lightning_rl.data.collector import VectorCollector
 from lightning_rl.envs import make_vector_env
 from lightning_rl.envs.vector import EnvFactory, Vectorization
@@ -95,6 +95,8 @@ class OffPolicyDataModule(EnvDataModule):
         check_range("priority_beta", priority_beta, 0.0, 1.0)
         check_range("priority_beta_final", priority_beta_final, 0.0, 1.0)
         self.save_hyperparameters()
+        # importance-sampling exponent as a function of global env steps
+        self.beta = linear_beta(priority_beta, priority_beta_final, priority_beta_steps)
         if compress_obs is None:
             compress_obs = self.env_spec["obs_dtype"] == "uint8"
         self._compress_keys = (keys.OBS, keys.NEXT_OBS) if compress_obs else ()
@@ -120,8 +122,23 @@ class OffPolicyDataModule(EnvDataModule):
         self.collector = VectorCollector(make_vector_env(self.make_env, self.n_envs, self.vectorization))
         self.collector.reset(seed=self.rank_seed)
 
-    def train_dataloader(self) -> Iterator[TensorDict]:
-        return _ReplayStream(self)
+    def train_dataloader(self) -> Iterable[TensorDict]:
+        return _Restartable(self.iter_batches)
+
+    def iter_batches(self) -> Iterator[TensorDict]:
+        """Collection phases and sampled batches, forever (or until the env-step budget, which also ends
+        training). Sampling happens only when the consumer asks for the next batch, i.e. after the
+        previous update wrote its priorities back."""
+        hp = self.hparams
+        while True:
+            if self.budget_reached():
+                self.trainer.should_stop = True
+                return
+            self.collect(self._vector_steps_per_phase)
+            if self.env_steps < hp.learning_starts or len(self.buffer) < hp.batch_size:
+                continue
+            for _ in range(hp.gradient_steps):
+                yield self.sample()
 
     def teardown(self, stage: str) -> None:
         super().teardown(stage)
@@ -133,20 +150,20 @@ class OffPolicyDataModule(EnvDataModule):
     def collect(self, vector_steps: int = 1) -> None:
         """Step every env ``vector_steps`` times with the live policy and store the n-step transitions."""
         policy = self.trainer.lightning_module
-        act = lambda obs: policy.act(obs, mode="collect", env_steps=self.env_steps, generator=self.generator)  # noqa: E731
+
+        def act(obs: torch.Tensor) -> torch.Tensor:
+            return policy.act(obs, mode="collect", env_steps=self.env_steps, generator=self.generator)
+
         for _ in range(vector_steps):
             step = self.collector.step(act)
             transitions = self.builder.add(*step)
             if transitions is not None:
                 self.buffer.extend(transitions)
             self.env_steps += self.n_envs * self.world_size
-            self.episodes += int((step.terminated | step.truncated).sum()) * self.world_size
+            self.episodes += int((step.terminated | step.truncated).sum())
 
     def sample(self) -> TensorDict:
-        hp = self.hparams
-        progress = min(1.0, self.env_steps / hp.priority_beta_steps)
-        beta = hp.priority_beta + progress * (hp.priority_beta_final - hp.priority_beta)
-        return self.buffer.sample(hp.batch_size, beta=beta)
+        return self.buffer.sample(self.hparams.batch_size, beta=self.beta(self.env_steps))
 
     def update_priority(self, index: torch.Tensor, priority: torch.Tensor) -> None:
         """Write new priorities (``|TD error|``, shape (B,)) for sampled storage indices (B,)."""
@@ -203,21 +220,12 @@ class OffPolicyDataModule(EnvDataModule):
         self.generator.set_state(rank_state["generator"])
 
 
-class _ReplayStream:
-    """The training data: alternates collection phases and sampled batches, forever (or until the
-    env-step budget is spent, which ends training)."""
+class _Restartable:
+    """An iterable whose every ``iter()`` starts a new generator (Lightning calls ``iter()`` per epoch);
+    the state the generator works on lives in the DataModule, so a new one continues the same run."""
 
-    def __init__(self, datamodule: OffPolicyDataModule):
-        self.dm = datamodule
+    def __init__(self, make_iterator: Callable[[], Iterator[TensorDict]]):
+        self.make_iterator = make_iterator
 
     def __iter__(self) -> Iterator[TensorDict]:
-        dm, hp = self.dm, self.dm.hparams
-        while True:
-            if dm.budget_reached():
-                dm.trainer.should_stop = True
-                return
-            dm.collect(dm._vector_steps_per_phase)
-            if dm.env_steps < hp.learning_starts or len(dm.buffer) < hp.batch_size:
-                continue
-            for _ in range(hp.gradient_steps):
-                yield dm.sample()
+        return self.make_iterator()
