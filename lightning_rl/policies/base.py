@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from typing import Any, Literal
 
 import pytorch_lightning as pl
@@ -12,6 +14,16 @@ from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.utils.logging import log_to_loggers
 
 ActMode = Literal["collect", "eval"]
+
+# Deliberate choices that Lightning warns about on every run: policies take `dataloader_iter` (so nothing
+# is prefetched with stale weights or priorities), and fit gets no validation batches (evaluation is the
+# Evaluator callback's job).
+for _message in (
+    "You are using the `dataloader_iter` step flavor",
+    "Found `dataloader_iter` argument in the `training_step`",
+    "Total length of `list` across ranks is zero",
+):
+    warnings.filterwarnings("ignore", message=f".*{re.escape(_message)}")
 
 
 class RLPolicy(pl.LightningModule):
