@@ -24,13 +24,17 @@ time it spent on its whole budget and is marked ``no`` in the table.
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from lightning_rl.entry import serial_pipeline
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cartpole_dqn.yaml"
 STOP_VALUE = 475.0
@@ -54,8 +58,6 @@ SB3_ZOO_TIMESTEPS = 50_000
 
 def run_ours(seed: int, config: Path = CONFIG) -> dict[str, Any]:
     """Train with ``serial_pipeline`` (no loggers, checkpoints or progress bar) and return its summary."""
-    from lightning_rl.entry import serial_pipeline
-
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as root:  # result.json lands here, outside the timed fit
         result = serial_pipeline(
@@ -126,6 +128,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--skip-sb3", action="store_true", help="run only lightning_rl")
     args = parser.parse_args()
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # no "Seed set to", "GPU available" lines
+    # serial_pipeline hands LightningCLI its own args; this script's argv is not meant for it
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
 
     rows = []
     for seed in args.seeds:

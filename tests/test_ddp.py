@@ -28,6 +28,7 @@ def test_two_rank_ddp_keeps_replicas_in_sync_with_separate_collectors(tmp_path):
         "--trainer.accelerator=cpu",
         "--trainer.logger=false",
         "--trainer.callbacks+=tests.ddp_probe.RankReport",
+        "--data.init_args.nstep=1",  # every local step then lands in the buffer at once (checked below)
         max_steps=40,
     )
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "PYTHONPATH": str(REPO)}

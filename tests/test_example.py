@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from cli_utils import REPO, short_run_args
+import yaml
+from cli_utils import CONFIG, REPO, short_run_args
 
 from lightning_rl.cli import RLCLI
 
@@ -33,7 +34,8 @@ def test_example_subclass_is_selected_from_yaml(tmp_path, monkeypatch):
         )
     )
     assert type(cli.model).__name__ == "AuxLossDQN" and cli.model.hparams.aux_weight == 0.01
-    assert cli.model.hparams.hidden_sizes == [64, 64]  # the rest of the base config still applies
+    base = yaml.safe_load(Path(CONFIG).read_text())["model"]["init_args"]
+    assert cli.model.hparams.hidden_sizes == base["hidden_sizes"]  # the rest of the base config still applies
     with open(Path(cli.trainer.log_dir) / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert any(row.get("train/aux_loss") for row in rows)
