@@ -41,19 +41,26 @@ class AuxLossDQN(DQN):
 def main(max_env_steps: int = 50_000, seed: int = 0) -> dict[str, Any]:
     pl.seed_everything(seed)
     torch.set_num_threads(1)
+    # the hyperparameters of configs/cartpole_dqn.yaml
     datamodule = OffPolicyDataModule(
-        env_id="CartPole-v1", seed=seed, max_env_steps=max_env_steps, train_freq=16, gradient_steps=8
+        env_id="CartPole-v1",
+        seed=seed,
+        max_env_steps=max_env_steps,
+        batch_size=256,
+        train_freq=32,
+        gradient_steps=8,
+        nstep=3,
     )
     policy = AuxLossDQN(
         env_spec=datamodule.env_spec,
-        hidden_sizes=(64, 64),
+        hidden_sizes=(128, 128),
         lr=2e-3,
-        target_update_interval=100,
+        target_tau=0.05,
         eps_end=0.04,
         eps_decay_steps=8_000,
         aux_weight=0.01,
     )
-    evaluator = Evaluator(eval_interval=500, stop_value=475, save_best=False)
+    evaluator = Evaluator(eval_interval=250, stop_value=475, save_best=False)
     trainer = pl.Trainer(
         accelerator="cpu",
         max_steps=40_000,

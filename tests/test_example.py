@@ -5,21 +5,20 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 import yaml
 from cli_utils import CONFIG, REPO, short_run_args
 
 from lightning_rl.cli import RLCLI
 
 
+@pytest.mark.learning
 def test_example_script_trains_its_subclass_with_a_plain_trainer(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO))
     from examples.dqn_aux_loss import main
 
-    result = main(max_env_steps=3_000, seed=0)
-    assert (
-        3_000 <= result["env_steps"] < 3_000 + 16
-    )  # the budget is checked between 16-step collection phases
-    assert result["eval_return_mean"] is not None
+    result = main(max_env_steps=50_000, seed=0)
+    assert result["eval_return_mean"] >= 475 and result["env_steps"] <= 50_000
 
 
 def test_example_subclass_is_selected_from_yaml(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Seeded learning tests: the default config must actually solve CartPole."""
+"""Seeded learning tests: the default config and its main variants must actually solve CartPole."""
 
 from __future__ import annotations
 
@@ -7,13 +7,34 @@ from cli_utils import CONFIG
 
 from lightning_rl.entry import serial_pipeline
 
+QUIET = {"trainer.logger": False, "trainer.enable_progress_bar": False}
+
+
+def solve(tmp_path, monkeypatch, seed: int = 0, **overrides) -> dict:
+    monkeypatch.chdir(tmp_path)
+    result = serial_pipeline(CONFIG, seed=seed, **QUIET, **overrides)
+    assert result["stop_value_reached"], result
+    assert result["eval_return_mean"] >= 475 and result["env_steps"] <= 50_000
+    return result
+
 
 @pytest.mark.learning
 def test_default_dqn_config_solves_cartpole_within_50k_env_steps(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = serial_pipeline(
-        CONFIG, seed=0, **{"trainer.logger": False, "trainer.enable_progress_bar": False}
-    )
-    assert result["stop_value_reached"], result
-    assert result["eval_return_mean"] >= 475 and result["env_steps"] <= 50_000
+    result = solve(tmp_path, monkeypatch)
     assert result["ckpt_path"].endswith("best.ckpt")
+
+
+@pytest.mark.learning
+def test_prioritized_dueling_dqn_solves_cartpole(tmp_path, monkeypatch):
+    solve(
+        tmp_path,
+        monkeypatch,
+        **{"data.init_args.prioritized": True, "model.init_args.dueling": True},
+    )
+
+
+@pytest.mark.learning
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_default_config_solves_other_seeds(tmp_path, monkeypatch, seed):
+    solve(tmp_path, monkeypatch, seed=seed)
