@@ -3,6 +3,8 @@
 Both sides sample from the same pre-filled prioritized replay buffer, compute the same double-DQN
 n-step loss, clip gradients, step Adam, write priorities back and sync the target net; neither collects
 env steps, so the difference is Lightning's per-step cost (with ``updates_per_step`` amortizing it).
+The network and batch are small ([64, 64], batch 64) on purpose: the cheaper the math, the larger the
+framework's share, so this is the worst case for the default config's [128, 128] / batch 256.
 
     python benchmarks/lightning_overhead.py [--steps 3000] [--updates-per-step 4]
 """
