@@ -39,7 +39,12 @@ def serial_pipeline(
     for key, value in overrides.items():
         args += [
             f"--{key}",
-            value if isinstance(value, str) else yaml.safe_dump(value).strip().removesuffix("...").strip(),
+            value if isinstance(value, str) else _to_yaml(value),
         ]
     cli = RLCLI(args=args)
     return cli.result
+
+
+def _to_yaml(value: Any) -> str:
+    """One-line YAML for a command-line value: ``[128, 128]``, ``false``, ``0.001``."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()

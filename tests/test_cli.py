@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from cli_utils import CONFIG, REPO, short_run_args
 from lightning_rl.datamodules import OffPolicyDataModule
 
 from lightning_rl.cli import RLCLI, main
+from lightning_rl.entry import serial_pipeline
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import DQN
 from lightning_rl.utils.checkpoint_io import AtomicCheckpointIO
@@ -174,3 +176,22 @@ def test_module_entry_point_runs():
         [sys.executable, "-m", "lightning_rl", "--help"], capture_output=True, text=True, cwd=REPO, check=True
     )
     assert "fit" in out.stdout and "validate" in out.stdout
+
+
+def test_serial_pipeline_takes_a_dict_config_and_dotted_overrides(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = yaml.safe_load(Path(CONFIG).read_text())
+    config["data"]["init_args"]["learning_starts"] = 200
+    result = serial_pipeline(
+        config,
+        seed=3,
+        **{
+            "trainer.max_steps": 16,
+            "trainer.logger": False,
+            "trainer.enable_progress_bar": False,
+            "model.init_args.hidden_sizes": [16, 16],
+            "evaluator.n_episodes": 2,
+        },
+    )
+    assert result["train_iter"] == 16 and result["env_steps"] >= 200 and not result["stop_value_reached"]
+    assert (tmp_path / "runs" / "result.json").exists()
