@@ -76,7 +76,8 @@ class Evaluator(pl.Callback):
             self.best_return = return_mean
             if self.save_best:
                 self.best_model_path = os.path.join(_checkpoint_dir(trainer), "best.ckpt")
-                trainer.save_checkpoint(self.best_model_path, weights_only=False)
+                with trainer.datamodule.without_replay():  # resume comes from last.ckpt
+                    trainer.save_checkpoint(self.best_model_path, weights_only=False)
         if self.stop_value is not None and return_mean >= self.stop_value:
             self.stop_value_reached = True
             trainer.should_stop = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -51,6 +53,8 @@ class EnvDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         check_positive(n_envs=n_envs, max_env_steps=max_env_steps, eval_episodes=eval_episodes)
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         check_choice("vectorization", vectorization, ("sync", "async"))
         self.env_name, self.make_env = resolve_env_factory(env_id, env_fn, env_kwargs)
         self.env_spec: dict[str, Any] = probe_env_spec(self.env_name, self.make_env).to_dict()
@@ -63,6 +67,7 @@ class EnvDataModule(pl.LightningDataModule):
         self.env_steps = 0  # global: summed over ranks
         self.episodes = 0  # finished by this rank's envs
         self._eval_env: gym.vector.VectorEnv | None = None
+        self.include_replay_in_state = True  # see `without_replay`
 
     @property
     def rank(self) -> int:
@@ -79,6 +84,16 @@ class EnvDataModule(pl.LightningDataModule):
     def budget_reached(self) -> bool:
         return self.max_env_steps is not None and self.env_steps >= self.max_env_steps
 
+    @contextmanager
+    def without_replay(self) -> Iterator[None]:
+        """Checkpoints saved inside leave the replay buffer out (counters stay): for ``best.ckpt``,
+        which serves evaluation and deployment, not resume."""
+        self.include_replay_in_state = False
+        try:
+            yield
+        finally:
+            self.include_replay_in_state = True
+
     # --- evaluation ------------------------------------------------------------------------------
     def evaluate(self, policy: RLPolicy, n_episodes: int | None = None) -> EpisodeStats:
         """Deterministic episodes with ``policy.act(obs, mode="eval")`` on envs separate from training."""
@@ -86,9 +101,14 @@ class EnvDataModule(pl.LightningDataModule):
         if self._eval_env is None or self._eval_env.num_envs != min(n_episodes, 32):
             self._close_eval_env()
             self._eval_env = make_vector_env(self.make_env, min(n_episodes, 32), self.vectorization)
-        return run_episodes(
-            lambda obs: policy.act(obs, mode="eval"), self._eval_env, n_episodes, self.eval_seed
-        )
+        was_training = policy.training
+        policy.eval()  # dropout / batch norm in user networks must not make evaluation random
+        try:
+            return run_episodes(
+                lambda obs: policy.act(obs, mode="eval"), self._eval_env, n_episodes, self.eval_seed
+            )
+        finally:
+            policy.train(was_training)
 
     def val_dataloader(self) -> list[int]:
         # One "batch" per validation run: the policy's validation_step evaluates whole episodes. During

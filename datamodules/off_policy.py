@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
-from lightning_rl.datamodules.base import EnvDataModule
+from numpy.random import SeedSequence
 from tensordict import TensorDict
 
 from lightning_rl import keys
 from lightning_rl.data import NStepTransitionBuilder, PrioritizedReplayBuffer, linear_beta
 from lightning_rl.data.collector import VectorCollector
+from lightning_rl.datamodules.base import EnvDataModule
 from lightning_rl.envs import make_vector_env
 from lightning_rl.envs.vector import EnvFactory, Vectorization
 from lightning_rl.utils.checks import check_positive, check_range
@@ -103,24 +104,37 @@ class OffPolicyDataModule(EnvDataModule):
         self.buffer: PrioritizedReplayBuffer | None = None  # per rank, built in setup()
         self.builder = NStepTransitionBuilder(n_envs, nstep)
         self.collector: VectorCollector | None = None
-        self.generator = torch.Generator().manual_seed(seed)  # exploration randomness of this rank
+        self.generator = torch.Generator()  # exploration randomness of this rank, seeded in setup()
         self._vector_steps_per_phase = math.ceil(train_freq / n_envs)
+        # Sampling starts once every rank surely holds a batch: a rank-local buffer length would let
+        # ranks disagree (n-step windows still pending) and desynchronize their steps under DDP.
+        self._min_local_steps = batch_size + (nstep - 1) * n_envs
 
     # --- Lightning hooks ----------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if stage != "fit" or self.collector is not None:
             return
         hp = self.hparams
-        self.buffer = PrioritizedReplayBuffer(
-            hp.buffer_size,
-            alpha=hp.priority_alpha,
-            prioritized=hp.prioritized,
-            seed=self.rank_seed,
-            compress_keys=self._compress_keys,
+        # Independent streams for replay sampling and exploration, both derived from this rank's seed.
+        replay_seed, explore_seed = (
+            int(s.generate_state(1)[0]) for s in SeedSequence(self.rank_seed).spawn(2)
         )
-        self.generator.manual_seed(self.rank_seed)
+        if self.buffer is None:  # a second fit() in the same process keeps the replay it has
+            self.buffer = PrioritizedReplayBuffer(
+                hp.buffer_size,
+                alpha=hp.priority_alpha,
+                prioritized=hp.prioritized,
+                seed=replay_seed,
+                compress_keys=self._compress_keys,
+            )
+        self.generator.manual_seed(explore_seed)
         self.collector = VectorCollector(make_vector_env(self.make_env, self.n_envs, self.vectorization))
-        self.collector.reset(seed=self.rank_seed)
+        self.reset_envs(seed=self.rank_seed)
+
+    def reset_envs(self, seed: int) -> None:
+        """Start new episodes in every training env; pending n-step windows belong to the old ones."""
+        self.collector.reset(seed=seed)
+        self.builder.reset()
 
     def train_dataloader(self) -> Iterable[TensorDict]:
         return _Restartable(self.iter_batches)
@@ -135,7 +149,10 @@ class OffPolicyDataModule(EnvDataModule):
                 self.trainer.should_stop = True
                 return
             self.collect(self._vector_steps_per_phase)
-            if self.env_steps < hp.learning_starts or len(self.buffer) < hp.batch_size:
+            if (
+                self.env_steps < hp.learning_starts
+                or self.env_steps // self.world_size < self._min_local_steps
+            ):
                 continue
             for _ in range(hp.gradient_steps):
                 yield self.sample()
@@ -166,9 +183,10 @@ class OffPolicyDataModule(EnvDataModule):
         return self.buffer.sample(self.hparams.batch_size, beta=self.beta(self.env_steps))
 
     def update_priority(self, index: torch.Tensor, priority: torch.Tensor) -> None:
-        """Write new priorities (``|TD error|``, shape (B,)) for sampled storage indices (B,)."""
+        """Write new priorities (``|TD error|``, shape (B,)) for sampled storage indices (B,); a no-op
+        for uniform replay."""
         if self.hparams.prioritized:
-            self.buffer.update_priority(index, priority.detach().cpu())
+            self.buffer.update_priority(index.cpu(), priority.detach().cpu())
 
     def metrics(self) -> dict[str, float]:
         metrics = {"collect/episodes": float(self.episodes)}
@@ -186,12 +204,15 @@ class OffPolicyDataModule(EnvDataModule):
             "world_size": self.world_size,
             "generator": self.generator.get_state(),
         }
+        if not self.include_replay_in_state:
+            return state
         if self.world_size == 1:
             state["buffer"] = self.buffer.state_dict()
             return state
         # Several ranks: each saves its own buffer; the checkpoint (written by rank 0) records where.
         train_iter = self.trainer.lightning_module.train_iter
-        root = self.hparams.replay_dir or os.path.join(self.trainer.default_root_dir, "replay")
+        run_dir = self.trainer.log_dir or self.trainer.default_root_dir  # a collective: every rank is here
+        root = self.hparams.replay_dir or os.path.join(run_dir, "replay")
         state["buffer_dir"] = os.path.abspath(os.path.join(root, f"iter{train_iter}"))
         atomic_save(
             {"buffer": self.buffer.state_dict(), "generator": state["generator"]},
@@ -203,6 +224,12 @@ class OffPolicyDataModule(EnvDataModule):
         self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
         if self.buffer is None:  # validate/test: no replay, only the counters matter
             return
+        if "buffer" not in state and "buffer_dir" not in state:
+            raise ValueError(
+                "this checkpoint holds no replay buffer (best.ckpt is saved without); resume from last.ckpt"
+            )
+        # New episodes on resume, from seeds the original run did not use for its first ones.
+        self.reset_envs(seed=self.rank_seed + self.env_steps)
         if state["world_size"] != self.world_size:
             raise ValueError(
                 f"checkpoint was written by {state['world_size']} ranks but this run has {self.world_size}; "

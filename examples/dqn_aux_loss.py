@@ -13,12 +13,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from lightning_rl.callbacks import Evaluator
-from lightning_rl.datamodules import OffPolicyDataModule
 from tensordict import TensorDict
 from torch import Tensor
 
 from lightning_rl import keys
+from lightning_rl.callbacks import Evaluator
+from lightning_rl.datamodules import OffPolicyDataModule
 from lightning_rl.policies import DQN
 
 

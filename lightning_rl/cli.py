@@ -66,10 +66,13 @@ class RLCLI(LightningCLI):
         config = self._subcommand_config(self.config_init)["trainer"]
         if config.get("logger") is None:  # not configured; `false` disables logging
             root = config.get("default_root_dir") or "runs"
-            config["logger"] = [CSVLogger(save_dir=root, name="csv"), RLWandbLogger(save_dir=root)]
+            # flush every write: RL metrics arrive every `log_interval` updates, and a killed run keeps them
+            csv_logger = CSVLogger(save_dir=root, name="csv", flush_logs_every_n_steps=1)
+            config["logger"] = [csv_logger, RLWandbLogger(save_dir=root)]
         callbacks = list(config.get("callbacks") or [])
         if config.get("enable_checkpointing") is not False and not _has(callbacks, ModelCheckpoint):
-            callbacks.append(ModelCheckpoint(save_last=True))
+            # The stream never ends an epoch: save last.ckpt (with the replay buffer) every N updates.
+            callbacks.append(ModelCheckpoint(save_last=True, save_top_k=0, every_n_train_steps=2_000))
         if config.get("enable_progress_bar") is not False and not _has(callbacks, ProgressBar):
             callbacks.append(RLProgressBar())
         config["callbacks"] = callbacks

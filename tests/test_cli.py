@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 from cli_utils import CONFIG, REPO, short_run_args
-from lightning_rl.datamodules import OffPolicyDataModule
 
 from lightning_rl.cli import RLCLI, main
+from lightning_rl.datamodules import OffPolicyDataModule
 from lightning_rl.entry import serial_pipeline
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import DQN

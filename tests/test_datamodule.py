@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from lightning_rl.datamodules import OffPolicyDataModule
 
 from lightning_rl import keys
+from lightning_rl.datamodules import OffPolicyDataModule
 
 
 class ConstantPolicy:

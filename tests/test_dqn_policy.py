@@ -46,7 +46,9 @@ def test_missing_env_spec_says_how_to_pass_it():
         ({"target_update_interval": -1}, "target_update_interval must be > 0"),
         ({"updates_per_step": 0}, "updates_per_step must be > 0"),
         ({"loss_type": "l1"}, r"loss_type must be one of \['huber', 'mse'\]"),
-        ({"eps_schedule": "cosine"}, "kind"),
+        ({"eps_schedule": "cosine"}, r"eps_schedule must be one of \['exp', 'linear'\]"),
+        ({"eps_start": 2.0}, r"eps_start must be in \[0.0, 1.0\]"),
+        ({"eps_decay_steps": 0}, "eps_decay_steps must be > 0"),
         ({"hidden_sizes": []}, "hidden_sizes"),
     ],
 )

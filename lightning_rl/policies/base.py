@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
+from tensordict import TensorDict
 from torch import Tensor
 
 from lightning_rl.envs.spec import EnvSpec
@@ -72,6 +73,11 @@ class RLPolicy(pl.LightningModule):
         ``mode="eval"`` is deterministic.
         """
         raise NotImplementedError
+
+    def batch_to_device(self, batch: TensorDict) -> TensorDict:
+        """Replay batches live on the CPU; with the ``dataloader_iter`` step Lightning does not move
+        them, so policies do it here (a no-op on CPU)."""
+        return batch if self.device.type == "cpu" else batch.to(self.device, non_blocking=True)
 
     # --- counters and logging ------------------------------------------------------------------
     @property

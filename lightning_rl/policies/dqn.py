@@ -76,6 +76,10 @@ class DQN(RLPolicy):
             max_grad_norm=max_grad_norm,
         )
         check_choice("loss_type", loss_type, ("huber", "mse"))
+        check_range("eps_start", eps_start, 0.0, 1.0)
+        check_range("eps_end", eps_end, 0.0, 1.0)
+        check_positive(eps_decay_steps=eps_decay_steps)
+        check_choice("eps_schedule", eps_schedule, ("linear", "exp"))
         if self.spec.action_type != "discrete":
             raise ValueError(
                 f"{type(self).__name__} needs a discrete action space (gymnasium Discrete); env "
@@ -114,14 +118,11 @@ class DQN(RLPolicy):
         Returns ``(loss, abs_td_error (B,), extra)`` where ``extra`` holds detached tensors to log.
         """
         obs, next_obs = batch[keys.OBS], batch[keys.NEXT_OBS]
-        if self.hparams.double:
-            # One forward pass over obs and next_obs: the online net scores both.
-            q, next_q_online = self.net(torch.cat([obs, next_obs])).split(obs.shape[0])
-            next_action = next_q_online.argmax(dim=-1).detach()
-        else:
-            q, next_action = self.net(obs), None
+        q = self.net(obs)
         with torch.no_grad():
             next_q = self.target_net(next_obs)
+            # double DQN: the online net picks the bootstrap action, the target net values it
+            next_action = self.net(next_obs).argmax(dim=-1) if self.hparams.double else None
         data = QNStepData(
             q=q,
             next_q=next_q,
@@ -140,6 +141,7 @@ class DQN(RLPolicy):
         datamodule = self.trainer.datamodule
         for _ in range(self.hparams.updates_per_step):
             batch, _, _ = next(dataloader_iter)  # Lightning yields (batch, batch_idx, dataloader_idx)
+            batch = self.batch_to_device(batch)
             loss, td_error, extra = self.compute_loss(batch)
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
@@ -147,8 +149,7 @@ class DQN(RLPolicy):
                 self.clip_gradients(optimizer, self.hparams.max_grad_norm, gradient_clip_algorithm="norm")
             optimizer.step()
             self.train_iter += 1
-            if keys.INDEX in batch:
-                datamodule.update_priority(batch[keys.INDEX], td_error)
+            datamodule.update_priority(batch[keys.INDEX], td_error)
             self.update_target()
             if self.should_log():
                 metrics = {"train/loss": loss.item(), "train/epsilon": self.epsilon(self.env_steps)}
