@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from cli_utils import short_run_args
@@ -69,3 +70,17 @@ def test_resume_continues_with_the_same_counters_and_replay(tmp_path):
     # ... and then it keeps going from there
     assert resumed.model.train_iter == 200 and resumed.datamodule.env_steps > saved["env_steps"]
     assert keys.WEIGHT in resumed.datamodule.sample()
+
+
+def test_best_checkpoint_leaves_the_replay_out_and_cannot_be_resumed_from(tmp_path):
+    first = RLCLI(args=short_run_args(tmp_path, max_steps=60))
+    best = first.result["ckpt_path"]
+    assert best.endswith("best.ckpt")
+    datamodule_state = torch.load(best, weights_only=True)["OffPolicyDataModule"]
+    assert "buffer" not in datamodule_state and datamodule_state["env_steps"] > 0
+    last = torch.load(Path(best).parent / "last.ckpt", weights_only=True)["OffPolicyDataModule"]
+    assert last["buffer"]["size"] > 0  # last.ckpt is the resume point: it carries the replay
+
+    resumed = RLCLI(args=short_run_args(tmp_path, max_steps=120, run=False), run=False)
+    with pytest.raises(ValueError, match="holds no replay buffer .* resume from last.ckpt"):
+        resumed.trainer.fit(resumed.model, datamodule=resumed.datamodule, ckpt_path=best)
