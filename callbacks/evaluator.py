@@ -7,7 +7,6 @@ import os
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 
 from lightning_rl.utils.checks import check_positive
 from lightning_rl.utils.logging import log_to_loggers
@@ -57,21 +56,13 @@ class Evaluator(pl.Callback):
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._last_eval_iter = pl_module.train_iter
-        result = torch.zeros(3, dtype=torch.float64)
+        metrics = None
         if trainer.is_global_zero:
-            stats = trainer.datamodule.evaluate(pl_module, self.n_episodes)
-            result = torch.tensor(
-                [stats.return_mean, stats.return_std, stats.length_mean], dtype=torch.float64
-            )
-        result = trainer.strategy.broadcast(result, src=0)
-        return_mean, return_std, length_mean = result.tolist()
+            metrics = trainer.datamodule.evaluate(pl_module, self.n_episodes).as_metrics()
+        metrics = trainer.strategy.broadcast(metrics, src=0)  # every rank takes the same decisions
+        return_mean = metrics["eval/return_mean"]
         self.last_return = return_mean
-        log_to_loggers(
-            trainer,
-            {"eval/return_mean": return_mean, "eval/return_std": return_std, "eval/episode_len": length_mean},
-            env_steps=pl_module.env_steps,
-            train_iter=pl_module.train_iter,
-        )
+        log_to_loggers(trainer, metrics, env_steps=pl_module.env_steps, train_iter=pl_module.train_iter)
         if return_mean > self.best_return:
             self.best_return = return_mean
             if self.save_best:

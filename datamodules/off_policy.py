@@ -171,13 +171,13 @@ class OffPolicyDataModule(EnvDataModule):
         def act(obs: torch.Tensor) -> torch.Tensor:
             return policy.act(obs, mode="collect", env_steps=self.env_steps, generator=self.generator)
 
+        episodes_before = self.collector.episodes
         for _ in range(vector_steps):
-            step = self.collector.step(act)
-            transitions = self.builder.add(*step)
+            transitions = self.builder.add(*self.collector.step(act))
             if transitions is not None:
                 self.buffer.extend(transitions)
             self.env_steps += self.n_envs * self.world_size
-            self.episodes += int((step.terminated | step.truncated).sum())
+        self.episodes += self.collector.episodes - episodes_before
 
     def sample(self) -> TensorDict:
         return self.buffer.sample(self.hparams.batch_size, beta=self.beta(self.env_steps))

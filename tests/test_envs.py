@@ -5,6 +5,7 @@ import torch
 
 from lightning_rl.envs import (
     EnvSpec,
+    EpisodeTracker,
     make_vector_env,
     probe_env_spec,
     resolve_env_factory,
@@ -92,3 +93,14 @@ def test_run_episodes_counts_exactly_and_is_deterministic():
     assert np.array_equal(first.returns, first.lengths) and first.length_mean < 30
     with pytest.raises(ValueError, match="n_episodes"):
         run_episodes(always_left, env, 0, seed=0)
+
+
+def test_episode_tracker_reports_finished_episodes_and_restarts_them():
+    tracker = EpisodeTracker(3)
+    ended, returns, lengths = tracker.step(np.array([1.0, 2.0, 3.0]), np.array([False, False, False]))
+    assert len(ended) == 0
+    ended, returns, lengths = tracker.step(np.array([1.0, 0.5, 1.0]), np.array([True, False, True]))
+    assert ended.tolist() == [0, 2] and returns.tolist() == [2.0, 4.0] and lengths.tolist() == [2, 2]
+    ended, returns, lengths = tracker.step(np.array([5.0, 0.5, 1.0]), np.array([True, True, False]))
+    # env 0 restarted after its episode ended: its next episode is one step long
+    assert ended.tolist() == [0, 1] and returns.tolist() == [5.0, 3.0] and lengths.tolist() == [1, 3]

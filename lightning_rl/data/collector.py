@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lightning_rl.envs.episodes import EpisodeTracker
 from lightning_rl.envs.vector import true_next_obs
 
 
@@ -36,15 +37,14 @@ class VectorCollector:
     def __init__(self, env: gym.vector.VectorEnv, stats_window: int = 100):
         self.env = env
         self._obs: np.ndarray | None = None
-        self._ep_return = np.zeros(env.num_envs)
-        self._ep_length = np.zeros(env.num_envs, dtype=np.int64)
+        self._tracker = EpisodeTracker(env.num_envs)
+        self.episodes = 0  # finished since construction
         self.recent_returns: deque[float] = deque(maxlen=stats_window)
         self.recent_lengths: deque[int] = deque(maxlen=stats_window)
 
     def reset(self, seed: int) -> None:
         self._obs, _ = self.env.reset(seed=seed)
-        self._ep_return[:] = 0.0
-        self._ep_length[:] = 0
+        self._tracker.reset()
 
     def step(self, act: Callable[[Tensor], Tensor]) -> VectorStep:
         """Act on the current observations and step every env once."""
@@ -54,7 +54,10 @@ class VectorCollector:
         action = act(obs).cpu()
         next_obs, reward, terminated, truncated, info = self.env.step(action.numpy())
         done = terminated | truncated
-        self._track_episodes(reward, done)
+        _, returns, lengths = self._tracker.step(reward, done)
+        self.episodes += len(returns)
+        self.recent_returns.extend(returns.tolist())
+        self.recent_lengths.extend(lengths.tolist())
         transition = VectorStep(
             obs=obs,
             action=action,
@@ -65,15 +68,6 @@ class VectorCollector:
         )
         self._obs = next_obs
         return transition
-
-    def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
-        self._ep_return += reward
-        self._ep_length += 1
-        for i in np.flatnonzero(done):
-            self.recent_returns.append(float(self._ep_return[i]))
-            self.recent_lengths.append(int(self._ep_length[i]))
-        self._ep_return[done] = 0.0
-        self._ep_length[done] = 0
 
     def episode_stats(self) -> dict[str, float]:
         if not self.recent_returns:

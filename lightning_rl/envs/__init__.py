@@ -1,5 +1,6 @@
 """Environment interface: specs, vector envs and evaluation rollouts over gymnasium."""
 
+from lightning_rl.envs.episodes import EpisodeTracker
 from lightning_rl.envs.evaluation import EpisodeStats, run_episodes
 from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.envs.vector import make_vector_env, probe_env_spec, resolve_env_factory, true_next_obs
@@ -7,6 +8,7 @@ from lightning_rl.envs.vector import make_vector_env, probe_env_spec, resolve_en
 __all__ = [
     "EnvSpec",
     "EpisodeStats",
+    "EpisodeTracker",
     "make_vector_env",
     "probe_env_spec",
     "resolve_env_factory",

@@ -9,6 +9,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from lightning_rl.envs.episodes import EpisodeTracker
+
 
 @dataclass(frozen=True)
 class EpisodeStats:
@@ -29,6 +31,14 @@ class EpisodeStats:
     def length_mean(self) -> float:
         return float(self.lengths.mean())
 
+    def as_metrics(self, prefix: str = "eval") -> dict[str, float]:
+        """``{prefix}/return_mean``, ``{prefix}/return_std`` and ``{prefix}/episode_len``."""
+        return {
+            f"{prefix}/return_mean": self.return_mean,
+            f"{prefix}/return_std": self.return_std,
+            f"{prefix}/episode_len": self.length_mean,
+        }
+
 
 def run_episodes(
     act: Callable[[torch.Tensor], torch.Tensor], env: gym.vector.VectorEnv, n_episodes: int, seed: int
@@ -45,20 +55,15 @@ def run_episodes(
     quota = np.full(n_envs, n_episodes // n_envs) + (np.arange(n_envs) < n_episodes % n_envs)
     returns: list[float] = []
     lengths: list[int] = []
-    ep_return = np.zeros(n_envs)
-    ep_length = np.zeros(n_envs, dtype=np.int64)
+    tracker = EpisodeTracker(n_envs)
     obs, _ = env.reset(seed=seed)
     while (quota > 0).any():
         with torch.no_grad():
             action = act(torch.as_tensor(obs))
         obs, reward, terminated, truncated, _ = env.step(action.cpu().numpy())
-        ep_return += reward
-        ep_length += 1
-        for i in np.flatnonzero((terminated | truncated) & (quota > 0)):
-            returns.append(ep_return[i])
-            lengths.append(ep_length[i])
-            quota[i] -= 1
-        done = terminated | truncated
-        ep_return[done] = 0.0
-        ep_length[done] = 0
+        for i, episode_return, length in zip(*tracker.step(reward, terminated | truncated), strict=True):
+            if quota[i] > 0:  # an env past its quota keeps running; its extra episodes don't count
+                returns.append(episode_return)
+                lengths.append(length)
+                quota[i] -= 1
     return EpisodeStats(np.asarray(returns, dtype=np.float64), np.asarray(lengths, dtype=np.int64))

@@ -96,14 +96,7 @@ class RLPolicy(pl.LightningModule):
     # --- evaluation (`validate` subcommand) ----------------------------------------------------
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         stats = self.trainer.datamodule.evaluate(self)
-        self.log_dict(
-            {
-                "eval/return_mean": stats.return_mean,
-                "eval/return_std": stats.return_std,
-                "eval/episode_len": stats.length_mean,
-            },
-            batch_size=len(stats.returns),
-        )
+        self.log_dict(stats.as_metrics(), batch_size=len(stats.returns))
 
     # --- checkpoint ----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
