@@ -31,7 +31,7 @@ class OffPolicyDataModule(EnvDataModule):
     ``iter()`` (a new epoch, a resumed run) continues where the last one stopped.
 
     Checkpoints carry the buffer (contents, priorities, sampling RNG), counters and RNG states; with
-    several ranks each rank's buffer is written beside the checkpoint directory instead
+    several ranks each rank's buffer is written into the run's log directory instead
     (``replay/iter<N>/rank<r>.pt``) and reloaded by the same rank on resume. Envs restart their episodes
     on resume (an env's internal state is not checkpointable in general).
 
@@ -49,7 +49,7 @@ class OffPolicyDataModule(EnvDataModule):
             linearly over ``priority_beta_steps`` global env steps.
         compress_obs: lz4-compress observations in checkpoints; ``None`` = only for image (uint8) obs.
         replay_dir: where multi-rank runs write per-rank buffers (default:
-            ``<trainer.default_root_dir>/replay``).
+            ``<trainer.log_dir>/replay``, or ``<trainer.default_root_dir>/replay`` without a logger).
     """
 
     def __init__(
@@ -226,15 +226,16 @@ class OffPolicyDataModule(EnvDataModule):
             return
         if "buffer" not in state and "buffer_dir" not in state:
             raise ValueError(
-                "this checkpoint holds no replay buffer (best.ckpt is saved without); resume from last.ckpt"
+                "this checkpoint holds no replay buffer (best.ckpt is saved without one); "
+                "resume from last.ckpt"
             )
-        # New episodes on resume, from seeds the original run did not use for its first ones.
-        self.reset_envs(seed=self.rank_seed + self.env_steps)
         if state["world_size"] != self.world_size:
             raise ValueError(
                 f"checkpoint was written by {state['world_size']} ranks but this run has {self.world_size}; "
                 "resume with the same world size (each rank owns its replay buffer)"
             )
+        # New episodes on resume, from seeds the original run did not use for its first ones.
+        self.reset_envs(seed=self.rank_seed + self.env_steps)
         if "buffer" in state:
             self.buffer.load_state_dict(state["buffer"])
             self.generator.set_state(state["generator"])
