@@ -20,7 +20,7 @@ import torch
 from tensordict import TensorDict
 
 from lightning_rl import keys
-from lightning_rl.data import PrioritizedReplayBuffer
+from lightning_rl.data import PrioritizedBuffer
 from lightning_rl.policies import DQN
 
 OBS_DIM, N_ACTIONS, BATCH = 4, 2, 64
@@ -33,8 +33,8 @@ SPEC = {
 }
 
 
-def filled_buffer(size: int = 50_000) -> PrioritizedReplayBuffer:
-    buffer = PrioritizedReplayBuffer(size, alpha=0.6, prioritized=True, seed=0)
+def filled_buffer(size: int = 50_000) -> PrioritizedBuffer:
+    buffer = PrioritizedBuffer(size, alpha=0.6, prioritized=True, seed=0)
     generator = torch.Generator().manual_seed(0)
     buffer.extend(
         TensorDict(
@@ -55,7 +55,7 @@ def filled_buffer(size: int = 50_000) -> PrioritizedReplayBuffer:
 class ReplayOnlyDataModule(pl.LightningDataModule):
     """Serves samples of a fixed buffer; priorities go back to it (no env collection)."""
 
-    def __init__(self, buffer: PrioritizedReplayBuffer):
+    def __init__(self, buffer: PrioritizedBuffer):
         super().__init__()
         self.buffer = buffer
         self.env_steps = 0

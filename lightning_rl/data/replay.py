@@ -1,20 +1,31 @@
-"""Prioritized (or uniform) experience replay over preallocated tensor storage.
+"""Prioritized (or uniform) experience replay over preallocated tensor storage: nerveX's PrioritizedBuffer.
 
 The fast path is a thin layer over torchrl's C++ segment trees and packed tensor storage (DESIGN.md §6
 "Replay speed"). Measured on the 2-core dev VM, capacity 1e6, batch 256, 4-float observations: one
-sample+update_priority cycle ~200 µs here vs ~555 µs for torchrl's ``TensorDictPrioritizedReplayBuffer``;
-about half is cache misses inside the C++ trees (scan ~48 µs, min-tree update ~22 µs), the rest the
-gather and Python/torch call overhead. Items are always added a whole vector step at a time
-(:meth:`extend`).
+sample+update_priority cycle ~165-200 µs here vs ~555 µs for torchrl's
+``TensorDictPrioritizedReplayBuffer``; about half is cache misses inside the C++ trees (scan ~48 µs,
+min-tree update ~22 µs), the rest the gather and Python/torch call overhead. Items are always added a
+whole vector step at a time (:meth:`PrioritizedBuffer.extend`).
+
+Optional features, each off unless configured, and then absent from the sample/update path: ``max_use``
+(evict an item once sampled that many times), ``max_staleness`` (evict items from policies more than
+that many train iterations old), :meth:`PrioritizedBuffer.evict` (by storage index), memmap-backed
+storage for buffers larger than RAM. :meth:`PrioritizedBuffer.save` / :meth:`PrioritizedBuffer.load`
+persist the whole buffer to a directory atomically.
 
 Not thread-safe: one buffer belongs to one process/thread (per-rank under DDP).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+import tempfile
+import zlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -23,17 +34,25 @@ from tensordict import TensorDict, TensorDictBase, is_non_tensor
 from lightning_rl import keys
 from lightning_rl.data._torchrl_compat import new_flat_tensordict, segment_tree_classes
 from lightning_rl.utils.compression import lz4_compress_chunks, lz4_decompress_chunks
+from lightning_rl.utils.io import atomic_directory
 
-__all__ = ["PrioritizedReplayBuffer", "linear_beta"]
+__all__ = ["PrioritizedBuffer", "linear_beta"]
 
 NestedKey = str | tuple[str, ...]
+Schema = list[tuple[NestedKey, tuple[int, ...], torch.dtype]]  # [(key, per-item shape, dtype)]
 
-_FORMAT = "lightning_rl.PrioritizedReplayBuffer"
-_VERSION = 1
+_FORMAT = "lightning_rl.PrioritizedBuffer"
+_VERSION = 2
 _RESERVED = (keys.INDEX, keys.WEIGHT)
+_STORAGES = ("memory", "memmap")
+_STATE_FILE = "state.pt"  # save(): everything but the rows, loadable with weights_only=True
+_ROWS_FILE = "rows.bin"  # save(): the packed rows of slots [0, size), raw
+_IO_CHUNK_BYTES = 64 << 20  # save()/load() stream the rows in chunks of this size
+_MAX_REDRAWS = 16
+_REUSE_BINS = (("0", 0, 1), ("1", 1, 2), ("2_3", 2, 4), ("4_7", 4, 8), ("8_plus", 8, None))
 
 
-class PrioritizedReplayBuffer:
+class PrioritizedBuffer:
     """Ring buffer of transitions with proportional prioritized sampling (Schaul et al., 2016).
 
     Storage is allocated from the per-item shapes and dtypes of the first batch given to :meth:`extend`;
@@ -43,15 +62,29 @@ class PrioritizedReplayBuffer:
     45-75 µs for 256 six-key items at capacity 1e6). Priorities live in torchrl's C++ sum/min segment
     trees.
 
+    Eviction: an evicted item is never sampled again but stays in its slot until overwritten (so
+    :meth:`get` still reads it). It has priority 0 in the sum tree and +inf in the min tree (so
+    importance weights are normalized over live items only); a live item never has priority 0
+    (``eps > 0``), so a zero leaf marks an evicted one. Uniform buffers sample through a sum tree with
+    priority 1 per live item once items can be evicted (``max_use`` or ``max_staleness`` set, or after
+    the first :meth:`evict`), and with a plain ``torch.randint`` otherwise.
+
     Args:
         capacity: maximum number of items; the oldest are overwritten first (ring buffer).
         alpha: priority exponent; items are stored with priority ``(p + eps) ** alpha`` (0 = uniform).
         prioritized: ``False`` gives uniform sampling (weights all 1, :meth:`update_priority` is a no-op)
-            and needs no C++ extension.
+            and needs no C++ extension unless items can be evicted.
         eps: added to ``|td error|`` so that no item gets zero probability; must be > 0.
         seed: seed of the sampling ``torch.Generator`` (``None``: nondeterministic).
         compress_keys: keys (``str`` or nested ``tuple``) stored lz4-compressed in :meth:`state_dict`
-            (image observations); does not affect the in-memory storage.
+            (image observations); does not affect the in-memory storage or :meth:`save`.
+        max_use: evict an item once it has been sampled this many times (``None``: never).
+        max_staleness: evict items with ``train_iter - policy_iter > max_staleness`` (``None``: never),
+            where ``policy_iter`` is the train iteration of the policy that produced the item (see
+            :meth:`extend`) and :attr:`train_iter` the learner's current one.
+        storage: ``"memory"`` (RAM, or the device of the first batch) or ``"memmap"`` (CPU rows backed
+            by a file in ``memmap_dir``, paged to disk by the OS: for buffers larger than RAM).
+        memmap_dir: directory of the backing file; required with ``storage="memmap"``, else unused.
     """
 
     def __init__(
@@ -62,6 +95,10 @@ class PrioritizedReplayBuffer:
         eps: float = 1e-6,
         seed: int | None = None,
         compress_keys: Sequence[NestedKey] = (),
+        max_use: int | None = None,
+        max_staleness: int | None = None,
+        storage: Literal["memory", "memmap"] = "memory",
+        memmap_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self._capacity = _check_int("capacity", capacity, lo=1)
         self._alpha = _check_float("alpha", alpha, lo=0.0)
@@ -74,15 +111,35 @@ class PrioritizedReplayBuffer:
         if isinstance(compress_keys, str):  # a bare "obs" means one key, not the keys "o", "b", "s"
             compress_keys = [compress_keys]
         self._compress_keys = tuple(_normalize_key(k, "compress_keys") for k in compress_keys)
+        self._max_use = None if max_use is None else _check_int("max_use", max_use, lo=1)
+        self._max_staleness = (
+            None if max_staleness is None else _check_int("max_staleness", max_staleness, lo=0)
+        )
+        if storage not in _STORAGES:
+            raise ValueError(f"storage must be one of {_STORAGES}, got {storage!r}")
+        self._storage = storage
+        self._memmap_dir: Path | None = None
+        if storage == "memmap":
+            if not isinstance(memmap_dir, (str, os.PathLike)):
+                raise ValueError(
+                    f"memmap_dir must be a directory path with storage='memmap', got {memmap_dir!r}"
+                )
+            self._memmap_dir = Path(memmap_dir)
+        elif memmap_dir is not None:
+            raise ValueError(f"memmap_dir is only used with storage='memmap', got storage={storage!r}")
 
         self._gen = torch.Generator()
         if seed is None:
             self._gen.seed()
         else:
             self._gen.manual_seed(seed)
-        if prioritized:
+        # Whether sampling goes through the sum tree from the start (uniform buffers switch on evict()).
+        self._tree_default = prioritized or max_use is not None or max_staleness is not None
+        self._tree_classes: tuple[type, type] | None = None
+        if self._tree_default:
             self._tree_classes = segment_tree_classes()  # raises a clear ImportError if unloadable
         self._arange: dict[int, np.ndarray] = {}
+        self._train_iter = 0
         self._reset()
 
     # ------------------------------------------------------------------ basic state
@@ -93,18 +150,34 @@ class PrioritizedReplayBuffer:
         self._device = torch.device("cpu")
         self._cursor = 0  # next slot to write
         self._size = 0
-        self._pushed = 0  # items ever extended (since construction / clear)
+        self._live = 0  # stored items not evicted
+        self._pushed = 0  # items ever extended (since construction / clear); item k has push id k
         self._sampled = 0  # items ever sampled
         self._max_priority = 1.0  # running max of stored priorities (alpha space); new items get it
-        self._event = 0  # counter of extend/sample calls, for stale-update detection
-        if self._prioritized:
-            sum_cls, min_cls = self._tree_classes
-            self._sum_tree = sum_cls(self._capacity)
-            self._min_tree = min_cls(self._capacity)
-        # Per slot: [event of its last write, event of its last sample] (int64 numpy, allocated with the
-        # rows). An update whose slot was written after it was last sampled refers to an overwritten
-        # item and is dropped (see update_priority).
-        self._stamp: np.ndarray | None = None
+        self._evicted_max_use = 0
+        self._evicted_stale = 0
+        self._evicted_manual = 0
+        # Staleness bookkeeping by push id: every item before _stale_ptr was checked against the current
+        # threshold; _last_descent is the latest item whose policy_iter is below its predecessor's (0:
+        # none), so from _stale_ptr on policy_iter is non-decreasing iff _last_descent <= _stale_ptr.
+        self._stale_ptr = 0
+        self._last_descent = 0
+        # Per slot (numpy, allocated with the rows): times sampled since written, which also tells
+        # update_priority whether an update can refer to the item in the slot (counted only when
+        # sampling through the tree: on the plain uniform path the random writes cost ~25%); and the
+        # train iteration of the policy that produced the item.
+        self._use: np.ndarray | None = None
+        self._policy_iter: np.ndarray | None = None
+        self._tree = self._tree_default
+        self._sum_tree: Any = None
+        self._min_tree: Any = None  # prioritized only: uniform weights need no minimum
+        if self._tree:
+            self._make_trees()
+
+    def _make_trees(self) -> None:
+        sum_cls, min_cls = self._tree_classes
+        self._sum_tree = sum_cls(self._capacity)
+        self._min_tree = min_cls(self._capacity) if self._prioritized else None
 
     @property
     def capacity(self) -> int:
@@ -119,27 +192,93 @@ class PrioritizedReplayBuffer:
     def alpha(self) -> float:
         return self._alpha
 
+    @property
+    def max_use(self) -> int | None:
+        return self._max_use
+
+    @property
+    def max_staleness(self) -> int | None:
+        return self._max_staleness
+
+    @property
+    def pushed(self) -> int:
+        """Items added since construction or :meth:`clear` (overwritten ones included)."""
+        return self._pushed
+
+    @property
+    def sampled(self) -> int:
+        """Items sampled since construction or :meth:`clear` (each occurrence in a batch counts)."""
+        return self._sampled
+
+    @property
+    def num_sampleable(self) -> int:
+        """Stored items that are not evicted (those :meth:`sample` can return)."""
+        return self._live
+
+    @property
+    def train_iter(self) -> int:
+        """The learner's current train iteration: the default ``policy_iter`` of new items and the
+        reference of ``max_staleness``. Set it before sampling; it never decreases. Kept by :meth:`clear`."""
+        return self._train_iter
+
+    @train_iter.setter
+    def train_iter(self, value: int) -> None:
+        value = _check_int("train_iter", value, lo=0)
+        if value < self._train_iter:
+            raise ValueError(f"train_iter must not decrease: it is {self._train_iter}, got {value}")
+        if value != self._train_iter:
+            self._train_iter = value
+            if self._max_staleness is not None and self._size:
+                self._evict_stale()
+
     def __len__(self) -> int:
         return self._size
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(size={self._size}, capacity={self._capacity}, "
-            f"prioritized={self._prioritized}, alpha={self._alpha}, eps={self._eps})"
+            f"prioritized={self._prioritized}, alpha={self._alpha}, eps={self._eps}, "
+            f"max_use={self._max_use}, max_staleness={self._max_staleness}, storage={self._storage!r})"
         )
 
     def clear(self) -> None:
-        """Drop all items, priorities and counters (the storage is freed; the RNG state is kept)."""
+        """Drop all items, priorities and counters (the storage is freed; the RNG state and
+        :attr:`train_iter` are kept)."""
         self._reset()
 
-    # ------------------------------------------------------------------ extend
-    def extend(self, batch: TensorDictBase, priority: torch.Tensor | None = None) -> torch.Tensor:
-        """Add a batch of ``N`` items (``batch_size [N]``), overwriting the oldest when full.
+    # ------------------------------------------------------------------ adding items
+    def append(
+        self, item: TensorDictBase, priority: float | None = None, policy_iter: int | None = None
+    ) -> int:
+        """Add one item (a ``TensorDict`` with ``batch_size []``); see :meth:`extend`.
+
+        Returns:
+            The item's storage index.
+        """
+        if not isinstance(item, TensorDictBase) or item.batch_dims != 0:
+            got = list(item.batch_size) if isinstance(item, TensorDictBase) else type(item).__name__
+            raise ValueError(f"item must be a TensorDict with batch_size [], got {got}")
+        prio = None
+        if priority is not None:
+            prio = torch.tensor([_check_float("priority", priority, lo=0.0)], dtype=torch.float32)
+        return int(self.extend(item.unsqueeze(0), prio, policy_iter)[0])
+
+    def extend(
+        self,
+        batch: TensorDictBase,
+        priority: torch.Tensor | None = None,
+        policy_iter: int | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Add a batch of ``N`` items (``batch_size [N]``, or ``[N, *]`` whose trailing dims belong to each
+        item, e.g. ``[N, L]`` sequences from ``SequenceBuilder``), overwriting the oldest when full.
+        Samples come back with ``batch_size [B]``.
 
         New items get the maximum priority seen so far, so each is likely sampled at least once, or,
         if ``priority`` (``(N,)`` ``|td error|``, e.g. computed by an actor) is given,
-        ``(priority + eps) ** alpha`` (ignored by uniform buffers). If ``N > capacity`` only the last
-        ``capacity`` items are kept.
+        ``(priority + eps) ** alpha`` (ignored by uniform buffers). ``policy_iter`` (an int, or ``(N,)``
+        integers, all >= 0) is the train iteration of the policy that produced the items (default:
+        :attr:`train_iter`); items already stale under ``max_staleness`` are stored evicted. If
+        ``N > capacity`` only the last ``capacity`` items are kept.
 
         Returns:
             ``(N,)`` int64 storage indices (slot of item ``i`` is ``(cursor + i) % capacity``; with
@@ -147,9 +286,12 @@ class PrioritizedReplayBuffer:
         """
         if not isinstance(batch, TensorDictBase):
             raise ValueError(f"batch must be a TensorDict with batch_size [N], got {type(batch).__name__}")
-        if batch.batch_dims != 1:
-            raise ValueError(f"batch must have batch_size [N] (one batch dim), got {list(batch.batch_size)}")
+        if batch.batch_dims < 1:
+            raise ValueError(
+                f"batch must have batch_size [N, ...] (a leading item dim), got {list(batch.batch_size)}"
+            )
         n = batch.batch_size[0]
+        policy_iters = self._policy_iters(policy_iter, n)
         if n == 0:
             return torch.empty(0, dtype=torch.int64)
         stored_priority = None
@@ -174,9 +316,20 @@ class PrioritizedReplayBuffer:
                 store[start:] = value[:first]
                 store[: end - cap] = value[first:]
 
-        if self._prioritized:
-            slots = index_np[n - m :]
-            if stored_priority is None:
+        slots = index_np[n - m :]  # unique: m <= capacity
+        policy_iters = policy_iters[n - m :]
+        if self._max_staleness is not None:
+            self._note_descents(policy_iters, n - m)
+        if self._tree:
+            occupied = slots[slots < self._size]  # the ring fills slots 0.. before it wraps
+            if self._live < self._size and occupied.size:
+                overwritten_live = int(np.count_nonzero(self._sum_tree[occupied] > 0))
+            else:
+                overwritten_live = occupied.size
+            self._live += m - overwritten_live
+            if not self._prioritized:
+                self._sum_tree.update(slots, 1.0)
+            elif stored_priority is None:
                 self._sum_tree.update(slots, self._max_priority)
                 self._min_tree.update(slots, self._max_priority)
             else:
@@ -184,12 +337,44 @@ class PrioritizedReplayBuffer:
                 self._sum_tree.update(slots, stored_priority)
                 self._min_tree.update(slots, stored_priority)
                 self._max_priority = max(self._max_priority, float(stored_priority.max()))
-            self._event += 1
-            self._stamp[slots] = (self._event, -1)
+            self._use[slots] = 0
+        self._policy_iter[slots] = policy_iters
         self._cursor = (self._cursor + n) % cap
         self._size = min(self._size + n, cap)
         self._pushed += n
+        if not self._tree:
+            self._live = self._size
+        if self._max_staleness is not None:
+            stale = slots[policy_iters < self._train_iter - self._max_staleness]
+            if stale.size:
+                self._evicted_stale += self._kill(stale)
         return torch.from_numpy(index_np)
+
+    def _policy_iters(self, policy_iter: int | torch.Tensor | None, n: int) -> np.ndarray:
+        """Validate ``policy_iter`` of :meth:`extend` into ``(n,)`` int64."""
+        if policy_iter is None:
+            return np.full(n, self._train_iter, dtype=np.int64)
+        if not isinstance(policy_iter, torch.Tensor):
+            return np.full(n, _check_int("policy_iter", policy_iter, lo=0), dtype=np.int64)
+        if tuple(policy_iter.shape) != (n,):
+            raise ValueError(
+                f"policy_iter must be an int or ({n},) integers, got shape {tuple(policy_iter.shape)}"
+            )
+        values = _index_array(policy_iter, "policy_iter")
+        if n and int(values.min()) < 0:
+            raise ValueError(f"policy_iter must be >= 0, got min {int(values.min())}")
+        return values
+
+    def _note_descents(self, policy_iters: np.ndarray, first_id_offset: int) -> None:
+        """Record in ``_last_descent`` the push id of the latest new item whose ``policy_iter`` is below
+        its predecessor's (before the items are written)."""
+        seq = policy_iters
+        if self._size:
+            seq = np.concatenate(([self._policy_iter[(self._cursor - 1) % self._capacity]], policy_iters))
+        drops = np.flatnonzero(seq[1:] < seq[:-1])
+        if drops.size:
+            lead = seq.size - policy_iters.size  # 1 if the previous item was prepended
+            self._last_descent = self._pushed + first_id_offset + int(drops[-1]) + 1 - lead
 
     def _allocate_from(self, batch: TensorDictBase) -> None:
         for key, value in batch.items(include_nested=True):
@@ -208,46 +393,38 @@ class PrioritizedReplayBuffer:
         devices = {batch.get(k).device for k in leaf_keys}
         if len(devices) != 1:
             raise ValueError(f"all batch entries must be on one device, got {sorted(map(str, devices))}")
-        schema = []
-        for key in leaf_keys:
-            value = batch.get(key)
-            schema.append((key, tuple(value.shape[1:]), value.dtype))
-        self._allocate(schema, devices.pop())
+        device = devices.pop()
+        if self._storage == "memmap" and device.type != "cpu":
+            raise ValueError(f"storage='memmap' keeps items on the CPU; batch is on {device}")
+        schema = [(key, tuple(batch.get(key).shape[1:]), batch.get(key).dtype) for key in leaf_keys]
+        self._allocate(schema, device)
 
-    def _allocate(
-        self, schema: list[tuple[NestedKey, tuple[int, ...], torch.dtype]], device: torch.device
-    ) -> None:
-        """Allocate the packed rows for ``schema`` = [(key, per-item shape, dtype)] and the field views."""
+    def _allocate(self, schema: Schema, device: torch.device) -> None:
+        """Allocate the packed rows for ``schema``, the field views and the per-slot arrays."""
         for key, _, _ in schema:
             if key in _RESERVED:
                 raise ValueError(
                     f"batch must not contain the key {key!r}: sample() adds it (keys.INDEX / keys.WEIGHT)"
                 )
-        # Largest itemsize first: every offset is then a multiple of its field's itemsize (itemsizes are
-        # powers of two), as typed views of the byte rows require.
-        order = sorted(range(len(schema)), key=lambda i: -schema[i][2].itemsize)
-        offsets: dict[int, int] = {}
-        row_bytes = 0
-        for i in order:
-            _, shape, dtype = schema[i]
-            offsets[i] = row_bytes
-            row_bytes += math.prod(shape) * dtype.itemsize
-        align = max(dtype.itemsize for _, _, dtype in schema)
-        row_bytes = max(align, -(-row_bytes // align) * align)
+        offsets, row_bytes = _layout(schema)
         cap = self._capacity
-        # torch.empty: pages are only touched when written, so a huge capacity costs no time up front.
-        # Unwritten slots are never read (indices < size only), so no initialization is needed.
-        # (Keeping the stamps inside the rows was measured: no faster.)
-        rows = torch.empty((cap, row_bytes), dtype=torch.uint8, device=device)
-        if self._prioritized:
-            self._stamp = np.empty((cap, 2), dtype=np.int64)
+        if self._storage == "memmap":
+            rows = _memmap_rows(self._memmap_dir, cap, row_bytes)
+        else:
+            # torch.empty: pages are only touched when written, so a huge capacity costs no time up
+            # front. Unwritten slots are never read (indices < size only), so no initialization.
+            rows = torch.empty((cap, row_bytes), dtype=torch.uint8, device=device)
+        if self._tree:
+            # int64: np.add.at has a fast path for it (measured 8x slower with int32).
+            self._use = np.empty(cap, dtype=np.int64)
+        self._policy_iter = np.empty(cap, dtype=np.int64)
         leaves = []
-        for i, (key, shape, dtype) in enumerate(schema):
+        for (key, shape, dtype), offset in zip(schema, offsets, strict=True):
             nbytes = math.prod(shape) * dtype.itemsize
             if nbytes == 0:  # zero-size items have no bytes to view
                 view = torch.empty((cap, *shape), dtype=dtype, device=device)
             else:
-                view = rows[:, offsets[i] : offsets[i] + nbytes]
+                view = rows[:, offset : offset + nbytes]
                 if dtype != torch.uint8:
                     view = view.view(dtype)
                 view = view.view(cap, *shape)
@@ -255,7 +432,7 @@ class PrioritizedReplayBuffer:
         self._rows = rows
         self._leaves = leaves
         self._flat = all(isinstance(k, str) for k, _ in leaves)
-        self._device = device
+        self._device = rows.device
 
     def _batch_values(self, batch: TensorDictBase) -> list[torch.Tensor]:
         values = []
@@ -281,11 +458,15 @@ class PrioritizedReplayBuffer:
 
     # ------------------------------------------------------------------ sample
     def sample(self, batch_size: int, beta: float = 0.4) -> TensorDictBase:
-        """Sample ``batch_size`` items with replacement.
+        """Sample ``batch_size`` items with replacement from the :attr:`num_sampleable` live items.
+
+        Requires ``1 <= batch_size <= num_sampleable``: a larger batch would mostly repeat the few live
+        items (a starved buffer; collect more first). Every occurrence of an item counts as one use
+        for ``max_use``; items reaching ``max_use`` are evicted after this batch is drawn.
 
         Prioritized: stratified proportional sampling (the total priority mass is split into
         ``batch_size`` equal segments, one uniform draw in each). Importance weights
-        ``w_i = (N * P(i)) ** -beta / max_j w_j``, where the max is over all stored items (from the
+        ``w_i = (N * P(i)) ** -beta / max_j w_j``, where the max is over all live items (from the
         min-tree), so ``w_i = (p_i / p_min) ** -beta`` in ``(0, 1]``.
 
         Returns:
@@ -294,22 +475,33 @@ class PrioritizedReplayBuffer:
             ``beta == 0``).
         """
         batch_size = _check_int("batch_size", batch_size, lo=1)
-        if batch_size > self._size:
-            raise ValueError(f"batch_size must be <= len(buffer) = {self._size}, got {batch_size}")
+        if batch_size > self._live:
+            if self._live == 0:
+                raise ValueError(
+                    f"cannot sample batch_size={batch_size}: no sampleable items "
+                    f"(len {self._size}, all evicted or empty)"
+                )
+            raise ValueError(
+                f"batch_size must be <= num_sampleable = {self._live} (stored, not evicted; "
+                f"len {self._size}), got {batch_size}"
+            )
         beta = _check_float("beta", beta, lo=0.0, hi=1.0)
-        if self._prioritized:
-            index_np, weight_np = self._sample_prioritized(batch_size, beta)
-            out = self._gather(torch.from_numpy(index_np), torch.from_numpy(weight_np))
-            self._event += 1
-            self._stamp[index_np, 1] = self._event
-        else:
-            index = torch.randint(self._size, (batch_size,), generator=self._gen)
-            out = self._gather(index, torch.ones(batch_size, dtype=torch.float32))
         self._sampled += batch_size
+        if not self._tree:
+            index = torch.randint(self._size, (batch_size,), generator=self._gen)
+            return self._gather(index, torch.ones(batch_size, dtype=torch.float32))
+        index_np, weight_np = self._sample_tree(batch_size, beta)
+        out = self._gather(torch.from_numpy(index_np), torch.from_numpy(weight_np))
+        np.add.at(self._use, index_np, 1)  # counts duplicates, unlike use[index] += 1
+        if self._max_use is not None:
+            used_up = index_np[self._use[index_np] >= self._max_use]
+            if used_up.size:
+                self._evicted_max_use += self._kill(np.unique(used_up))
         return out
 
     def get(self, index: torch.Tensor) -> TensorDictBase:
-        """Items at storage indices ``index`` (N,) int64, e.g. ``torch.arange(len(buffer))`` for all.
+        """Items at storage indices ``index`` (N,) int64, e.g. ``torch.arange(len(buffer))`` for all
+        (evicted items included: they stay stored until overwritten).
 
         Returns the same layout as :meth:`sample`, with ``keys.WEIGHT`` all 1.
         """
@@ -318,7 +510,7 @@ class PrioritizedReplayBuffer:
             raise IndexError(f"index must be in [0, len(buffer) = {self._size}), got {index.tolist()}")
         return self._gather(index, torch.ones(index.shape[0], dtype=torch.float32))
 
-    def _sample_prioritized(self, batch_size: int, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    def _sample_tree(self, batch_size: int, beta: float) -> tuple[np.ndarray, np.ndarray]:
         size = self._size
         arange = self._arange.get(batch_size)
         if arange is None:
@@ -328,15 +520,39 @@ class PrioritizedReplayBuffer:
         draws = torch.rand(batch_size, generator=self._gen, dtype=torch.float64).numpy()
         mass = ((arange + draws) * (total / batch_size)).astype(np.float32)
         index = self._sum_tree.scan_lower_bound(mass)
-        # fp32 rounding can push a draw past the total mass -> scan returns >= size.
-        np.minimum(index, size - 1, out=index)
-        if beta == 0.0:
+        if self._live == size:
+            # Nothing evicted: only fp32 rounding pushing a draw past the total mass can go wrong
+            # (scan returns >= size); the last item is the one that mass belongs to.
+            np.minimum(index, size - 1, out=index)
+        else:
+            self._redraw_evicted(index, total)
+        if not self._prioritized or beta == 0.0:
             weight = np.ones(batch_size, dtype=np.float32)
         else:
             priority = self._sum_tree[index]
-            p_min = np.float32(self._min_tree.query(0, size))
+            p_min = np.float32(self._min_tree.query(0, size))  # over live items: evicted ones are +inf
             weight = np.power(priority / p_min, np.float32(-beta), dtype=np.float32)
         return index, weight
+
+    def _redraw_evicted(self, index: np.ndarray, total: float) -> None:
+        """Replace, in place, draws that landed on an evicted item or past the stored ones.
+
+        The scan lands on a zero-priority leaf only through fp32 rounding at the edge of a neighbour's
+        mass (or a draw of exactly 0), so redraws are rare; draws still bad after ``_MAX_REDRAWS`` rounds
+        go to the nearest live item at or below them (the one their mass was meant for).
+        """
+        size = self._size
+        for attempt in range(_MAX_REDRAWS + 1):
+            bad = np.flatnonzero((index >= size) | (self._sum_tree[np.minimum(index, size - 1)] == 0))
+            if bad.size == 0:
+                return
+            if attempt == _MAX_REDRAWS:
+                break
+            draws = torch.rand(bad.size, generator=self._gen, dtype=torch.float64).numpy()
+            index[bad] = self._sum_tree.scan_lower_bound((draws * total).astype(np.float32))
+        live = np.flatnonzero(self._sum_tree[np.arange(size, dtype=np.int64)] > 0)
+        below = np.searchsorted(live, np.minimum(index[bad], size - 1), side="right") - 1
+        index[bad] = live[np.maximum(below, 0)]
 
     def _gather(self, index: torch.Tensor, weight: torch.Tensor) -> TensorDictBase:
         if self._device.type != "cpu":
@@ -356,7 +572,7 @@ class PrioritizedReplayBuffer:
         result.set(keys.WEIGHT, weight)
         return result
 
-    # ------------------------------------------------------------------ priorities
+    # ------------------------------------------------------------------ priorities and eviction
     def update_priority(self, index: torch.Tensor, priority: torch.Tensor) -> None:
         """Set the priorities of sampled items to ``(priority + eps) ** alpha``.
 
@@ -366,11 +582,12 @@ class PrioritizedReplayBuffer:
 
         Stale updates are dropped: an update for a slot that :meth:`extend` overwrote after the slot was
         last sampled refers to the old item (e.g. a batch sampled before Lightning's one-batch
-        prefetch triggered more collection), so the new item keeps its initial priority. Indices
-        >= ``len(self)`` (after :meth:`clear`) are dropped too. Only sampled items can be updated this
-        way: to give fresh items their own priorities pass ``priority`` to :meth:`extend`. If a slot
-        was overwritten and then sampled again, a late update from the older batch cannot be told
-        apart and is applied. With duplicate indices the last one wins. Uniform buffers ignore the call.
+        prefetch triggered more collection), so the new item keeps its initial priority. Updates of
+        evicted items are dropped (an update never revives an item), and so are indices
+        >= ``len(self)`` (after :meth:`clear`). Only sampled items can be updated this way: to give
+        fresh items their own priorities pass ``priority`` to :meth:`extend`. If a slot was overwritten
+        and then sampled again, a late update from the older batch cannot be told apart and is applied.
+        With duplicate indices the last one wins. Uniform buffers ignore the call.
         """
         if not self._prioritized:
             return
@@ -380,10 +597,12 @@ class PrioritizedReplayBuffer:
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= self._capacity:
             raise ValueError(f"index values must be in [0, capacity={self._capacity}), got min {lo} max {hi}")
-        if self._stamp is None or self._size == 0:
+        if self._use is None or self._size == 0:
             return
-        stamp = self._stamp[idx]
-        keep = (idx < self._size) & (stamp[:, 0] <= stamp[:, 1])
+        # use == 0: not sampled since (over)written, so the update is for an item no longer there.
+        keep = (idx < self._size) & (self._use[idx] > 0)
+        if self._live < self._size:
+            keep &= self._sum_tree[idx] > 0
         if not keep.all():
             idx = idx[keep]
             stored = stored[keep]
@@ -411,13 +630,9 @@ class PrioritizedReplayBuffer:
                 f"priority must have one element per index: expected {index.shape[0]}, "
                 f"got {priority.shape[0]}"
             )
-        if index.dtype is not torch.int64 or not index.is_cpu:
-            if index.dtype.is_floating_point or index.dtype is torch.bool or index.dtype.is_complex:
-                raise ValueError(f"index must be an integer tensor, got dtype {index.dtype}")
-            index = index.to("cpu", torch.int64)
+        idx = _index_array(index, "index")
         if priority.dtype is not torch.float32 or not priority.is_cpu:
             priority = priority.to("cpu", torch.float32)
-        idx = index.numpy()
         prio = priority.numpy()
         if prio.size == 0:
             return idx, prio
@@ -429,45 +644,150 @@ class PrioritizedReplayBuffer:
             raise ValueError(f"priority must be finite, got max {float(prio.max())}")
         return idx, stored
 
+    def evict(self, index: torch.Tensor) -> int:
+        """Evict the items at storage indices ``index`` (``(N,)`` integers, any device): they are never
+        sampled again and stay stored until overwritten (e.g. a frame store whose frames were dropped).
+
+        Evicting an evicted item again is a no-op. On a uniform buffer without ``max_use`` /
+        ``max_staleness`` the first call switches sampling to the sum tree (one O(len) pass); use counts
+        start from 0 then.
+
+        Returns:
+            The number of items that were live and are now evicted.
+        """
+        if not isinstance(index, torch.Tensor):
+            index = torch.as_tensor(index)
+        idx = _index_array(index.reshape(-1), "index")
+        if idx.size == 0:
+            return 0
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= self._size:
+            raise IndexError(f"index must be in [0, len(buffer) = {self._size}), got min {lo} max {hi}")
+        if not self._tree:
+            self._start_tree()
+        evicted = self._kill(np.unique(idx))
+        self._evicted_manual += evicted
+        return evicted
+
+    def _start_tree(self) -> None:
+        """Switch a plain uniform buffer to sampling through a sum tree, priority 1 per stored item."""
+        if self._tree_classes is None:
+            self._tree_classes = segment_tree_classes()
+        self._tree = True
+        self._make_trees()
+        if self._rows is not None:
+            self._use = np.zeros(self._capacity, dtype=np.int64)
+        if self._size:
+            self._sum_tree.update(np.arange(self._size, dtype=np.int64), 1.0)
+
+    def _kill(self, slots: np.ndarray) -> int:
+        """Evict the items at ``slots`` (unique int64 storage indices); returns how many were live."""
+        slots = slots[self._sum_tree[slots] > 0]
+        if slots.size:
+            self._sum_tree.update(slots, 0.0)
+            if self._min_tree is not None:
+                self._min_tree.update(slots, math.inf)
+            self._live -= int(slots.size)
+        return int(slots.size)
+
+    def _evict_stale(self) -> None:
+        """Evict live items with ``policy_iter < train_iter - max_staleness``.
+
+        Usual case, policy_iter non-decreasing in insertion order from ``_stale_ptr`` on: the stale items
+        are a prefix, found by binary search, and ``_stale_ptr`` moves past them (O(log n + evicted)).
+        Otherwise one vectorized pass over all stored items.
+        """
+        threshold = self._train_iter - self._max_staleness
+        ptr = max(self._stale_ptr, self._pushed - self._size)
+        if self._last_descent <= ptr:
+            n_stale = self._count_below(ptr, threshold)
+            if n_stale:
+                slots = np.arange(ptr, ptr + n_stale, dtype=np.int64) % self._capacity
+                self._evicted_stale += self._kill(slots)
+            self._stale_ptr = ptr + n_stale
+        else:
+            stale = np.flatnonzero(self._policy_iter[: self._size] < threshold)
+            if stale.size:
+                self._evicted_stale += self._kill(stale)
+
+    def _count_below(self, start_id: int, threshold: int) -> int:
+        """Number of items from push id ``start_id`` on, in insertion order, before the first with
+        ``policy_iter >= threshold`` (their policy_iter is non-decreasing)."""
+        cap = self._capacity
+        count = self._pushed - start_id
+        s0 = start_id % cap
+        first = min(count, cap - s0)  # the ids run to the end of the ring, then wrap to slot 0
+        k = int(np.searchsorted(self._policy_iter[s0 : s0 + first], threshold))
+        if k == first and count > first:
+            k += int(np.searchsorted(self._policy_iter[: count - first], threshold))
+        return k
+
     # ------------------------------------------------------------------ monitoring
     def stats(self) -> dict[str, float]:
-        """Monitoring values: ``size``, ``capacity``, ``fill`` (size / capacity), ``pushed`` and ``sampled``
-        (items since construction or :meth:`clear`), ``priority_mean`` (mean stored priority, alpha
-        space) and ``priority_max`` (running max given to new items); priorities are 1 when uniform."""
-        if self._prioritized and self._size:
-            mean = self._sum_tree.query(0, self._size) / self._size
-            p_max = self._max_priority
+        """Monitoring values (O(len) vectorized numpy; call once per log interval).
+
+        ``size``, ``capacity``, ``fill`` (size / capacity), ``pushed`` and ``sampled`` (items since
+        construction or :meth:`clear`), ``sample_insert_ratio`` (sampled / pushed, 0 before any push),
+        ``sampleable`` (live items), ``evicted_max_use``, ``evicted_stale``, ``evicted_manual`` (items
+        evicted so far per cause), ``priority_mean`` (mean priority of live items, alpha space; 1 when
+        uniform, 0 with none live), ``priority_max`` (running max given to new items), ``reuse_mean``,
+        ``reuse_max`` and ``reuse_frac_{0,1,2_3,4_7,8_plus}`` (times each stored item was sampled:
+        mean, max and the fraction of stored items in each range; NaN on a plain uniform buffer, which
+        does not count uses), ``staleness_mean`` and ``staleness_max`` (``train_iter - policy_iter``
+        over live items). Means and maxes over no items are 0.
+        """
+        size, live = self._size, self._live
+        if self._prioritized:
+            priority_mean = self._sum_tree.query(0, size) / live if live else 0.0
         else:
-            mean = p_max = 1.0
-        return {
-            "size": float(self._size),
+            priority_mean = 1.0 if live else 0.0
+        out = {
+            "size": float(size),
             "capacity": float(self._capacity),
-            "fill": self._size / self._capacity,
+            "fill": size / self._capacity,
             "pushed": float(self._pushed),
             "sampled": float(self._sampled),
-            "priority_mean": float(mean),
-            "priority_max": float(p_max),
+            "sample_insert_ratio": self._sampled / self._pushed if self._pushed else 0.0,
+            "sampleable": float(live),
+            "evicted_max_use": float(self._evicted_max_use),
+            "evicted_stale": float(self._evicted_stale),
+            "evicted_manual": float(self._evicted_manual),
+            "priority_mean": float(priority_mean),
+            "priority_max": float(self._max_priority),
         }
+        if self._tree:
+            use = self._use[:size] if size else np.zeros(0, dtype=np.int64)
+            counts = np.bincount(np.minimum(use, 8), minlength=9)
+            out["reuse_mean"] = float(use.mean()) if size else 0.0
+            out["reuse_max"] = float(use.max()) if size else 0.0
+            for name, lo, hi in _REUSE_BINS:
+                out[f"reuse_frac_{name}"] = float(counts[lo:hi].sum()) / size if size else 0.0
+        else:  # the plain uniform path does not count uses
+            out["reuse_mean"] = out["reuse_max"] = math.nan
+            out.update({f"reuse_frac_{name}": math.nan for name, _, _ in _REUSE_BINS})
+        policy_iter = self._policy_iter[:size] if size else np.zeros(0, dtype=np.int64)
+        if live < size:
+            policy_iter = policy_iter[self._sum_tree[np.arange(size, dtype=np.int64)] > 0]
+        staleness = self._train_iter - policy_iter
+        out["staleness_mean"] = float(staleness.mean()) if live else 0.0
+        out["staleness_max"] = float(staleness.max()) if live else 0.0
+        return out
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
         """Full state as tensors and Python primitives (loadable with ``torch.load(weights_only=True)``).
 
         Holds the filled part of the storage (``compress_keys`` as lists of lz4-compressed ``uint8``
-        chunks), the stored priorities, counters and the sampling RNG state. Tensors are copies (they
-        never share memory with the buffer).
+        chunks), the stored priorities, use counts and policy iterations, counters and the sampling RNG
+        state. Tensors are copies (they never share memory with the buffer).
         """
-        size = self._size
-        storage = None
-        if self._rows is not None and size:
-            names, shapes, dtypes, data, chunks, per_chunk = [], [], [], [], [], []
+        state = self._meta_state()
+        storage = self._schema_state()
+        if storage is not None:
+            data, chunks, per_chunk = [], [], []
             for key, store in self._leaves:
-                nkey = _normalize_key(key, "key")
-                names.append([nkey] if isinstance(nkey, str) else list(nkey))
-                shapes.append(list(store.shape[1:]))
-                dtypes.append(str(store.dtype).removeprefix("torch."))
-                filled = store[:size]
-                if nkey in self._compress_keys:
+                filled = store[: self._size]
+                if _normalize_key(key, "key") in self._compress_keys:
                     c, k = lz4_compress_chunks(filled)  # copies chunk by chunk, never the whole field
                     data.append(None)
                     chunks.append(c)
@@ -477,48 +797,166 @@ class PrioritizedReplayBuffer:
                     data.append(filled.to("cpu", copy=True, memory_format=torch.contiguous_format))
                     chunks.append(None)
                     per_chunk.append(0)
-            storage = {
-                "keys": names,
-                "shapes": shapes,
-                "dtypes": dtypes,
-                "data": data,
-                "lz4_chunks": chunks,
-                "lz4_items_per_chunk": per_chunk,
-            }
-        state: dict[str, Any] = {
+            storage.update({"data": data, "lz4_chunks": chunks, "lz4_items_per_chunk": per_chunk})
+        state["storage"] = storage
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore exactly what :meth:`state_dict` saved (subsequent samples are identical).
+
+        The buffer must have been built with the same ``capacity``, ``alpha``, ``eps``, ``prioritized``,
+        ``max_use`` and ``max_staleness`` (``storage`` may differ). Raises ``ValueError`` naming the
+        offending field for corrupt or incompatible state; the buffer is unchanged in that case.
+        """
+        loaded = self._read_state(state)
+        fields = self._read_storage(state.get("storage"), loaded.size)
+        schema = None if fields is None else [(key, tuple(v.shape[1:]), v.dtype) for key, v in fields]
+        self._commit(loaded, schema)
+        for (_, store), (_, value) in zip(self._leaves, fields or [], strict=True):
+            store[: loaded.size] = value
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write the whole buffer to ``directory`` atomically: a crash mid-save leaves the previous copy
+        there intact (see :func:`lightning_rl.utils.io.atomic_directory`).
+
+        The directory is self-contained whatever the ``storage``: ``state.pt`` (what :meth:`state_dict`
+        holds except the items) and ``rows.bin`` (the packed items, raw, streamed in chunks so a memmap
+        buffer larger than RAM can be saved; with a CRC-32 in ``state.pt``).
+        """
+        state = self._meta_state()
+        storage = self._schema_state()
+        with atomic_directory(directory) as tmp:
+            if storage is not None:
+                storage["row_bytes"] = int(self._rows.shape[1])
+                storage["rows_crc32"] = self._write_rows(tmp / _ROWS_FILE)
+            state["storage"] = storage
+            torch.save(state, tmp / _STATE_FILE)
+
+    def load(self, directory: str | os.PathLike[str]) -> None:
+        """Restore a buffer written by :meth:`save` (subsequent samples are identical).
+
+        Same compatibility rules as :meth:`load_state_dict`. Raises ``FileNotFoundError`` if
+        ``directory`` or one of its files is missing and ``ValueError`` naming the problem if a file is
+        corrupt or does not match this buffer; the buffer is unchanged in both cases.
+        """
+        directory = Path(directory)
+        state_path = directory / _STATE_FILE
+        if not directory.is_dir():
+            raise FileNotFoundError(f"no saved replay buffer at {directory}: not a directory")
+        if not state_path.is_file():
+            raise FileNotFoundError(f"no saved replay buffer at {directory}: {_STATE_FILE} is missing")
+        try:
+            state = torch.load(state_path, weights_only=True)
+        except Exception as err:  # pickle, zip and torch errors alike mean a corrupt file
+            raise ValueError(f"replay directory {directory}: {_STATE_FILE} is corrupt: {err}") from err
+        loaded = self._read_state(state)
+        schema = self._check_rows_file(state.get("storage"), loaded.size, directory)
+        self._commit(loaded, schema)
+        if schema is not None:
+            try:
+                self._read_rows(directory / _ROWS_FILE)
+            except BaseException:
+                self._reset()  # an I/O error after validation: empty rather than half-loaded
+                raise
+
+    # ------------------------------------------------------------------ checkpoint internals
+    def _meta_state(self) -> dict[str, Any]:
+        size = self._size
+        policy_iter = self._policy_iter[:size] if size else np.zeros(0, dtype=np.int64)
+        priorities = use = None
+        if self._tree:
+            leaves = self._sum_tree[np.arange(size, dtype=np.int64)]
+            priorities = torch.from_numpy(np.asarray(leaves, dtype=np.float32).copy())
+            use = torch.from_numpy(self._use[:size].copy() if size else np.zeros(0, dtype=np.int64))
+        return {
             "format": _FORMAT,
             "version": _VERSION,
             "capacity": self._capacity,
             "alpha": self._alpha,
             "eps": self._eps,
             "prioritized": self._prioritized,
+            "max_use": self._max_use,
+            "max_staleness": self._max_staleness,
             "cursor": self._cursor,
             "size": size,
             "pushed": self._pushed,
             "sampled": self._sampled,
             "max_priority": self._max_priority,
-            "event": self._event,
+            "train_iter": self._train_iter,
+            "evicted_max_use": self._evicted_max_use,
+            "evicted_stale": self._evicted_stale,
+            "evicted_manual": self._evicted_manual,
+            "tree": self._tree,
             "rng_state": self._gen.get_state(),
-            "storage": storage,
-            "priorities": None,
-            "written_at": None,
-            "last_sampled": None,
+            "priorities": priorities,
+            "use_count": use,
+            "policy_iter": torch.from_numpy(policy_iter.copy()),
+            "storage": None,
         }
-        if self._prioritized:
-            slots = np.arange(size, dtype=np.int64)
-            state["priorities"] = torch.from_numpy(np.asarray(self._sum_tree[slots], dtype=np.float32).copy())
-            stamp = self._stamp if self._stamp is not None else np.zeros((0, 2), dtype=np.int64)
-            state["written_at"] = torch.from_numpy(stamp[:size, 0].copy())
-            state["last_sampled"] = torch.from_numpy(stamp[:size, 1].copy())
-        return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore exactly what :meth:`state_dict` saved (subsequent samples are identical).
+    def _schema_state(self) -> dict[str, Any] | None:
+        if self._rows is None or self._size == 0:
+            return None
+        names, shapes, dtypes = [], [], []
+        for key, store in self._leaves:
+            nkey = _normalize_key(key, "key")
+            names.append([nkey] if isinstance(nkey, str) else list(nkey))
+            shapes.append(list(store.shape[1:]))
+            dtypes.append(str(store.dtype).removeprefix("torch."))
+        return {"keys": names, "shapes": shapes, "dtypes": dtypes}
 
-        The buffer must have been built with the same ``capacity``, ``alpha``, ``eps`` and
-        ``prioritized``. Raises ``ValueError`` naming the offending field for corrupt or incompatible
-        state; the buffer is unchanged in that case.
-        """
+    def _write_rows(self, path: Path) -> int:
+        """Write rows ``[0, size)`` to ``path`` chunk by chunk; returns their CRC-32."""
+        crc = 0
+        step = max(1, _IO_CHUNK_BYTES // self._rows.shape[1])
+        with open(path, "wb") as f:
+            for start in range(0, self._size, step):
+                chunk = self._rows[start : min(start + step, self._size)].cpu().numpy()
+                f.write(memoryview(chunk))
+                crc = zlib.crc32(chunk, crc)
+        return crc
+
+    def _read_rows(self, path: Path) -> None:
+        step = max(1, _IO_CHUNK_BYTES // self._rows.shape[1])
+        with open(path, "rb") as f:
+            for start in range(0, self._size, step):
+                chunk = self._rows[start : min(start + step, self._size)].numpy()
+                if f.readinto(memoryview(chunk)) != chunk.nbytes:
+                    raise ValueError(f"{path} changed while loading: it is shorter than before")
+
+    def _check_rows_file(self, storage: Any, size: int, directory: Path) -> Schema | None:
+        """Validate the ``storage`` entry of a saved ``state.pt`` and ``rows.bin`` (length and CRC-32)."""
+        if size == 0:
+            if storage is not None:
+                raise ValueError("replay state: 'storage' must be None when 'size' is 0")
+            return None
+        schema = _read_schema(storage)
+        _, row_bytes = _layout(schema)
+        saved_row_bytes, crc = storage.get("row_bytes"), storage.get("rows_crc32")
+        if saved_row_bytes != row_bytes or not isinstance(crc, int):
+            raise ValueError(
+                f"replay state: 'storage.row_bytes' {saved_row_bytes!r} / 'storage.rows_crc32' {crc!r} "
+                f"do not match the schema (row_bytes {row_bytes}, an int CRC)"
+            )
+        path = directory / _ROWS_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"no saved replay buffer at {directory}: {_ROWS_FILE} is missing")
+        expected = size * row_bytes
+        if path.stat().st_size != expected:
+            raise ValueError(
+                f"replay directory {directory}: {_ROWS_FILE} has {path.stat().st_size} bytes, "
+                f"expected {expected} (size {size} x row_bytes {row_bytes})"
+            )
+        actual = 0
+        with open(path, "rb") as f:
+            while block := f.read(_IO_CHUNK_BYTES):
+                actual = zlib.crc32(block, actual)
+        if actual != crc:
+            raise ValueError(f"replay directory {directory}: {_ROWS_FILE} is corrupt (CRC-32 mismatch)")
+        return schema
+
+    def _read_state(self, state: Any) -> _Loaded:
+        """Validate everything in ``state`` but the storage; nothing is changed."""
         r = _StateReader(state)
         if r.get("format", str) != _FORMAT:
             raise ValueError(f"replay state: 'format' must be {_FORMAT!r}, got {state.get('format')!r}")
@@ -534,14 +972,19 @@ class PrioritizedReplayBuffer:
             theirs = r.get(name, float)
             if theirs != mine:
                 raise ValueError(f"replay state: '{name}' is {theirs!r} but this buffer has {mine!r}")
+        for name, mine in (("max_use", self._max_use), ("max_staleness", self._max_staleness)):
+            theirs = r.optional_int(name)
+            if theirs != mine:
+                raise ValueError(f"replay state: '{name}' is {theirs!r} but this buffer has {mine!r}")
         cap = self._capacity
-        pushed = r.get("pushed", int)
+        names = ("pushed", "sampled", "train_iter", "evicted_max_use", "evicted_stale", "evicted_manual")
+        counters = {name: r.get(name, int) for name in names}
+        for name, value in counters.items():
+            if value < 0:
+                raise ValueError(f"replay state: '{name}' must be >= 0, got {value}")
+        pushed = counters["pushed"]
         size = r.get("size", int)
         cursor = r.get("cursor", int)
-        sampled = r.get("sampled", int)
-        event = r.get("event", int)
-        if pushed < 0 or sampled < 0 or event < 0:
-            raise ValueError("replay state: 'pushed', 'sampled' and 'event' must be >= 0")
         if size != min(pushed, cap):
             raise ValueError(f"replay state: 'size' {size} must equal min(pushed={pushed}, capacity={cap})")
         if cursor != pushed % cap:
@@ -556,80 +999,82 @@ class PrioritizedReplayBuffer:
             raise ValueError(
                 f"replay state: 'rng_state' is not a valid torch.Generator state: {err}"
             ) from err
-
-        schema = self._read_storage(r, size)
-
-        priorities = written_at = last_sampled = None
-        if self._prioritized:
-            priorities = r.tensor("priorities", torch.float32, (size,))
-            written_at = r.tensor("written_at", torch.int64, (size,))
-            last_sampled = r.tensor("last_sampled", torch.int64, (size,))
-            if size and not bool(((priorities > 0) & torch.isfinite(priorities)).all()):
-                raise ValueError("replay state: 'priorities' must be finite and > 0")
-            if size and float(priorities.max()) > max_priority:
-                raise ValueError("replay state: 'priorities' exceed 'max_priority'")
-            if size and (
-                int(written_at.max()) > event
-                or int(last_sampled.max()) > event
-                or int(written_at.min()) < 0
-                or int(last_sampled.min()) < -1
-            ):
-                raise ValueError("replay state: 'written_at'/'last_sampled' must lie in [0 or -1, 'event']")
-
-        # Everything validated: commit.
-        self._reset()
-        if schema is not None:
-            self._allocate(
-                [(key, tuple(value.shape[1:]), value.dtype) for key, value in schema], torch.device("cpu")
+        tree = r.get("tree", bool)
+        if self._tree_default and not tree:
+            raise ValueError(
+                "replay state: 'tree' is False but this buffer samples through the sum tree "
+                "(prioritized, max_use or max_staleness set)"
             )
-            for (_, store), (_, value) in zip(self._leaves, schema, strict=True):
-                store[:size] = value
-        if self._prioritized and size:
-            slots = np.arange(size, dtype=np.int64)
-            prio = priorities.contiguous().numpy()
-            self._sum_tree.update(slots, prio)
-            self._min_tree.update(slots, prio)
-            self._stamp[:size, 0] = written_at.numpy()
-            self._stamp[:size, 1] = last_sampled.numpy()
-        self._cursor, self._size, self._pushed, self._sampled = cursor, size, pushed, sampled
-        self._max_priority, self._event = max_priority, event
-        self._gen.set_state(rng_state)
+        if tree and self._tree_classes is None:
+            self._tree_classes = segment_tree_classes()  # before anything changes: it may raise
+        policy_iter = r.tensor("policy_iter", torch.int64, (size,)).numpy()
+        if size and int(policy_iter.min()) < 0:
+            raise ValueError("replay state: 'policy_iter' must be >= 0")
+        priorities = use = None
+        if tree:
+            use = r.tensor("use_count", torch.int64, (size,)).numpy()
+            if size and int(use.min()) < 0:
+                raise ValueError("replay state: 'use_count' must be >= 0")
+            priorities = r.tensor("priorities", torch.float32, (size,)).numpy()
+            self._check_priorities(priorities, use, policy_iter, max_priority, counters["train_iter"])
+        elif state.get("priorities") is not None or state.get("use_count") is not None:
+            raise ValueError("replay state: 'priorities' and 'use_count' must be None when 'tree' is False")
+        return _Loaded(
+            size=size,
+            cursor=cursor,
+            max_priority=max_priority,
+            tree=tree,
+            rng_state=rng_state,
+            counters=counters,
+            priorities=priorities,
+            use=use,
+            policy_iter=policy_iter,
+        )
 
-    def _read_storage(self, r: _StateReader, size: int) -> list[tuple[NestedKey, torch.Tensor]] | None:
-        storage = r.state.get("storage", None)
+    def _check_priorities(
+        self,
+        priorities: np.ndarray,
+        use: np.ndarray,
+        policy_iter: np.ndarray,
+        max_priority: float,
+        train_iter: int,
+    ) -> None:
+        if priorities.size == 0:
+            return
+        if not bool((np.isfinite(priorities) & (priorities >= 0)).all()):
+            raise ValueError("replay state: 'priorities' must be finite and >= 0 (0 = evicted)")
+        live = priorities > 0
+        if self._prioritized and float(priorities.max()) > max_priority:
+            raise ValueError("replay state: 'priorities' exceed 'max_priority'")
+        if not self._prioritized and not bool(np.isin(priorities, (0.0, 1.0)).all()):
+            raise ValueError("replay state: 'priorities' of a uniform buffer must be 0 (evicted) or 1")
+        if self._max_use is not None and bool((use[live] >= self._max_use).any()):
+            raise ValueError(f"replay state: 'priorities' > 0 for items used max_use={self._max_use} times")
+        if self._max_staleness is not None and bool(
+            (policy_iter[live] < train_iter - self._max_staleness).any()
+        ):
+            raise ValueError(
+                f"replay state: 'priorities' > 0 for items staler than max_staleness={self._max_staleness}"
+            )
+
+    def _read_storage(self, storage: Any, size: int) -> list[tuple[NestedKey, torch.Tensor]] | None:
+        """Validate the ``storage`` entry of :meth:`state_dict` into ``[(key, (size, *shape) values)]``."""
         if size == 0:
             if storage is not None:
                 raise ValueError("replay state: 'storage' must be None when 'size' is 0")
             return None
-        if not isinstance(storage, dict):
-            raise ValueError(
-                f"replay state: 'storage' must be a dict when size > 0, got {type(storage).__name__}"
-            )
-        fields = ("keys", "shapes", "dtypes", "data", "lz4_chunks", "lz4_items_per_chunk")
+        schema = _read_schema(storage)
+        fields = ("data", "lz4_chunks", "lz4_items_per_chunk")
         lists = []
         for f in fields:
             v = storage.get(f)
-            if not isinstance(v, list):
-                raise ValueError(f"replay state: 'storage.{f}' must be a list, got {type(v).__name__}")
+            if not isinstance(v, list) or len(v) != len(schema):
+                raise ValueError(
+                    f"replay state: 'storage.{f}' must be a list with one entry per key, got {_describe(v)}"
+                )
             lists.append(v)
-        if len({len(v) for v in lists}) != 1 or not lists[0]:
-            raise ValueError(f"replay state: 'storage' lists {fields} must be non-empty and of equal length")
         out: list[tuple[NestedKey, torch.Tensor]] = []
-        for name, shape, dtype_name, data, chunks, per_chunk in zip(*lists, strict=True):
-            if not (isinstance(name, list) and name and all(isinstance(p, str) for p in name)):
-                raise ValueError(f"replay state: 'storage.keys' entries must be lists of str, got {name!r}")
-            key: NestedKey = name[0] if len(name) == 1 else tuple(name)
-            if key in _RESERVED:
-                raise ValueError(f"replay state: 'storage.keys' contains the reserved key {key!r}")
-            if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-                raise ValueError(
-                    f"replay state: 'storage.shapes' of {key!r} must be a list of ints, got {shape!r}"
-                )
-            dtype = getattr(torch, dtype_name, None) if isinstance(dtype_name, str) else None
-            if not isinstance(dtype, torch.dtype):
-                raise ValueError(
-                    f"replay state: 'storage.dtypes' of {key!r} is not a torch dtype: {dtype_name!r}"
-                )
+        for (key, shape, dtype), data, chunks, per_chunk in zip(schema, *lists, strict=True):
             full = (size, *shape)
             if data is not None:
                 if not isinstance(data, torch.Tensor) or data.dtype != dtype or tuple(data.shape) != full:
@@ -646,9 +1091,45 @@ class PrioritizedReplayBuffer:
             else:
                 raise ValueError(f"replay state: key {key!r} has neither 'data' nor 'lz4_chunks'")
             out.append((key, value))
-        if len({k for k, _ in out}) != len(out):
-            raise ValueError("replay state: 'storage.keys' has duplicates")
         return out
+
+    def _commit(self, loaded: _Loaded, schema: Schema | None) -> None:
+        """Replace the whole state by validated ``loaded`` (the rows are allocated, not filled)."""
+        self._reset()
+        if loaded.tree and not self._tree:
+            self._start_tree()
+        if schema is not None:
+            self._allocate(schema, torch.device("cpu"))
+        size = loaded.size
+        if size:
+            self._policy_iter[:size] = loaded.policy_iter
+        self._live = size
+        if self._tree and size:
+            self._use[:size] = loaded.use
+            slots = np.arange(size, dtype=np.int64)
+            prio = np.ascontiguousarray(loaded.priorities)
+            self._sum_tree.update(slots, prio)
+            if self._min_tree is not None:
+                self._min_tree.update(slots, np.where(prio > 0, prio, np.float32(np.inf)))
+            self._live = int(np.count_nonzero(prio))
+        c = loaded.counters
+        self._cursor, self._size, self._pushed, self._sampled = loaded.cursor, size, c["pushed"], c["sampled"]
+        self._max_priority = loaded.max_priority
+        self._train_iter = c["train_iter"]
+        self._evicted_max_use, self._evicted_stale = c["evicted_max_use"], c["evicted_stale"]
+        self._evicted_manual = c["evicted_manual"]
+        self._stale_ptr = self._pushed - size  # rescanning evicted items is harmless
+        self._last_descent = self._find_last_descent()
+        self._gen.set_state(loaded.rng_state)
+
+    def _find_last_descent(self) -> int:
+        size = self._size
+        if size < 2:
+            return 0
+        pi = self._policy_iter
+        ordered = np.concatenate((pi[self._cursor : size], pi[: self._cursor]))  # oldest first
+        drops = np.flatnonzero(ordered[1:] < ordered[:-1])
+        return self._pushed - size + int(drops[-1]) + 1 if drops.size else 0
 
 
 def linear_beta(start: float = 0.4, end: float = 1.0, steps: int = 100_000) -> Callable[[int], float]:
@@ -666,6 +1147,21 @@ def linear_beta(start: float = 0.4, end: float = 1.0, steps: int = 100_000) -> C
 
 
 # ---------------------------------------------------------------------- helpers
+@dataclasses.dataclass
+class _Loaded:
+    """Validated contents of a state dict, ready to commit."""
+
+    size: int
+    cursor: int
+    max_priority: float
+    tree: bool
+    rng_state: torch.Tensor
+    counters: dict[str, int]
+    priorities: np.ndarray | None  # (size,) float32, 0 = evicted; None without a tree
+    use: np.ndarray | None  # (size,) int64; None without a tree
+    policy_iter: np.ndarray  # (size,) int64
+
+
 class _StateReader:
     def __init__(self, state: Any) -> None:
         if not isinstance(state, dict):
@@ -683,6 +1179,11 @@ class _StateReader:
             raise ValueError(f"replay state: {name!r} must be {kind.__name__}, got {type(value).__name__}")
         return value
 
+    def optional_int(self, name: str) -> int | None:
+        if name not in self.state:
+            raise ValueError(f"replay state: missing field {name!r}")
+        return None if self.state[name] is None else self.get(name, int)
+
     def tensor(self, name: str, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
         value = self.state.get(name)
         if not isinstance(value, torch.Tensor) or value.dtype != dtype or tuple(value.shape) != shape:
@@ -690,6 +1191,78 @@ class _StateReader:
                 f"replay state: {name!r} must be a {dtype} tensor of shape {shape}, got {_describe(value)}"
             )
         return value
+
+
+def _read_schema(storage: Any) -> Schema:
+    """Validate ``storage['keys' / 'shapes' / 'dtypes']`` into ``[(key, per-item shape, dtype)]``."""
+    if not isinstance(storage, dict):
+        raise ValueError(f"replay state: 'storage' must be a dict when size > 0, got {_describe(storage)}")
+    lists = []
+    for f in ("keys", "shapes", "dtypes"):
+        v = storage.get(f)
+        if not isinstance(v, list):
+            raise ValueError(f"replay state: 'storage.{f}' must be a list, got {type(v).__name__}")
+        lists.append(v)
+    if len({len(v) for v in lists}) != 1 or not lists[0]:
+        raise ValueError("replay state: 'storage.keys/shapes/dtypes' must be non-empty, of equal length")
+    schema: Schema = []
+    for name, shape, dtype_name in zip(*lists, strict=True):
+        if not (isinstance(name, list) and name and all(isinstance(p, str) for p in name)):
+            raise ValueError(f"replay state: 'storage.keys' entries must be lists of str, got {name!r}")
+        key: NestedKey = name[0] if len(name) == 1 else tuple(name)
+        if key in _RESERVED:
+            raise ValueError(f"replay state: 'storage.keys' contains the reserved key {key!r}")
+        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+            raise ValueError(f"replay state: 'storage.shapes' of {key!r} must list ints >= 0, got {shape!r}")
+        dtype = getattr(torch, dtype_name, None) if isinstance(dtype_name, str) else None
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"replay state: 'storage.dtypes' of {key!r}: not a torch dtype: {dtype_name!r}")
+        schema.append((key, tuple(shape), dtype))
+    if len({k for k, _, _ in schema}) != len(schema):
+        raise ValueError("replay state: 'storage.keys' has duplicates")
+    return schema
+
+
+def _layout(schema: Schema) -> tuple[list[int], int]:
+    """Byte offset of each field in a packed row, and the row size.
+
+    Largest itemsize first: every offset is then a multiple of its field's itemsize (itemsizes are
+    powers of two), as typed views of the byte rows require; rows are padded to the largest itemsize.
+    """
+    offsets = [0] * len(schema)
+    row_bytes = 0
+    for i in sorted(range(len(schema)), key=lambda i: -schema[i][2].itemsize):
+        _, shape, dtype = schema[i]
+        offsets[i] = row_bytes
+        row_bytes += math.prod(shape) * dtype.itemsize
+    align = max(dtype.itemsize for _, _, dtype in schema)
+    return offsets, max(align, -(-row_bytes // align) * align)
+
+
+def _memmap_rows(directory: Path, capacity: int, row_bytes: int) -> torch.Tensor:
+    """``(capacity, row_bytes)`` uint8 CPU tensor backed by a new file in ``directory``.
+
+    The file is unlinked as soon as it is mapped: the mapping keeps it alive, the OS frees its disk
+    space when the tensor is freed, and no stray file outlives a crash. The OS pages rows out to the
+    file under memory pressure, so the buffer can exceed RAM.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="replay_rows.", suffix=".bin", dir=directory)
+    os.close(fd)
+    try:
+        flat = torch.from_file(name, shared=True, size=capacity * row_bytes, dtype=torch.uint8)
+    finally:
+        os.unlink(name)
+    return flat.view(capacity, row_bytes)
+
+
+def _index_array(values: torch.Tensor, name: str) -> np.ndarray:
+    """``(N,)`` integer tensor ``name`` (any integer dtype, any device) as CPU int64 numpy."""
+    if values.dtype is not torch.int64 or not values.is_cpu:
+        if values.dtype.is_floating_point or values.dtype is torch.bool or values.dtype.is_complex:
+            raise ValueError(f"{name} must be an integer tensor, got dtype {values.dtype}")
+        values = values.to("cpu", torch.int64)
+    return values.numpy()
 
 
 def _describe(x: Any) -> str:

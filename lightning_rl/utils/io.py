@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
+import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["atomic_save"]
+__all__ = ["atomic_directory", "atomic_save"]
+
+_AT_FDCWD = -100  # <fcntl.h>: paths relative to the current directory
+_RENAME_EXCHANGE = 2  # <linux/fs.h>
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -55,3 +63,73 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Write a whole directory so that ``path`` is either the old complete one or the new complete one.
+
+    Yields an empty temporary directory beside ``path`` (same filesystem) to write into. When the block
+    exits normally, every file in it and the directory itself are fsynced, then it takes ``path``'s
+    place: renamed into place if ``path`` does not exist, else atomically exchanged with it (Linux
+    ``renameat2(RENAME_EXCHANGE)``) and the old copy deleted. Where the exchange is unsupported (other
+    systems, some filesystems) the old directory is first renamed aside to ``.<name>.old-*``: a crash
+    between those two renames leaves the old copy there rather than at ``path``. If the block raises,
+    the temporary directory is removed and ``path`` is untouched. Missing parents are created.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{path} exists and is not a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if not path.exists():
+            os.rename(tmp, path)
+            old = None
+        elif _exchange(tmp, path):
+            old = tmp  # the exchange left the previous copy under the temporary name
+        else:
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=parent))
+            os.replace(path, old)  # onto the empty directory just made: allowed by POSIX rename
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.replace(old, path)  # put the old copy back
+                raise
+        _fsync_dir(parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(tmp)
+        raise
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths; ``False`` where the system or filesystem cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)  # glibc >= 2.28
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _fsync_tree(root: Path) -> None:
+    for directory, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(directory))

@@ -1,4 +1,4 @@
-"""PrioritizedReplayBuffer: sampling law, IS weights, ring buffer, validation, checkpoint round trips."""
+"""PrioritizedBuffer core: sampling law, IS weights, ring buffer, validation, checkpoint round trips."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from tensordict import TensorDict
 
 from lightning_rl import keys
-from lightning_rl.data import PrioritizedReplayBuffer, linear_beta
+from lightning_rl.data import PrioritizedBuffer, linear_beta
 
 
 def make_batch(values: list[float] | torch.Tensor, obs_dim: int = 4) -> TensorDict:
@@ -29,7 +29,7 @@ def make_batch(values: list[float] | torch.Tensor, obs_dim: int = 4) -> TensorDi
     )
 
 
-def stored_ids(buf: PrioritizedReplayBuffer, draws: int = 400) -> set[int]:
+def stored_ids(buf: PrioritizedBuffer, draws: int = 400) -> set[int]:
     ids: set[int] = set()
     for _ in range(draws):
         ids.update(buf.sample(len(buf))[keys.ACTION].tolist())
@@ -40,7 +40,7 @@ def stored_ids(buf: PrioritizedReplayBuffer, draws: int = 400) -> set[int]:
 def test_frequencies_follow_priority_power_alpha():
     alpha = 0.7
     td_error = torch.tensor([0.1, 1.0, 2.0, 4.0, 8.0])
-    buf = PrioritizedReplayBuffer(8, alpha=alpha, seed=0)
+    buf = PrioritizedBuffer(8, alpha=alpha, seed=0)
     buf.extend(make_batch(range(5)))
     # Equal initial priorities + stratified sampling with batch == N: every item is drawn exactly once.
     first = buf.sample(5)
@@ -64,7 +64,7 @@ def test_frequencies_follow_priority_power_alpha():
 
 def test_importance_weights_match_hand_computation():
     alpha, beta = 0.5, 0.4
-    buf = PrioritizedReplayBuffer(4, alpha=alpha, eps=1e-6, seed=1)
+    buf = PrioritizedBuffer(4, alpha=alpha, eps=1e-6, seed=1)
     buf.extend(make_batch([0, 1, 2]), priority=torch.tensor([1.0, 2.0, 4.0]))
     p = [(x + 1e-6) ** alpha for x in (1.0, 2.0, 4.0)]
     total, n = sum(p), 3
@@ -84,7 +84,7 @@ def test_importance_weights_match_hand_computation():
 
 
 def test_new_items_get_max_priority_seen_so_far():
-    buf = PrioritizedReplayBuffer(8, alpha=1.0, eps=1e-6, seed=0)
+    buf = PrioritizedBuffer(8, alpha=1.0, eps=1e-6, seed=0)
     buf.extend(make_batch([0, 1]))
     batch = buf.sample(2)
     buf.update_priority(batch[keys.INDEX], torch.tensor([5.0, 0.5])[batch[keys.INDEX]])
@@ -98,7 +98,7 @@ def test_new_items_get_max_priority_seen_so_far():
 
 
 def test_stale_updates_for_overwritten_items_are_dropped():
-    buf = PrioritizedReplayBuffer(2, alpha=1.0, eps=1e-6, seed=0)
+    buf = PrioritizedBuffer(2, alpha=1.0, eps=1e-6, seed=0)
     buf.extend(make_batch([0, 1]))
     old = buf.sample(2)[keys.INDEX]
     buf.extend(make_batch([2, 3]))  # overwrites both sampled slots before their update arrives
@@ -110,7 +110,7 @@ def test_stale_updates_for_overwritten_items_are_dropped():
 
 
 def test_uniform_mode():
-    buf = PrioritizedReplayBuffer(10, prioritized=False, seed=0)
+    buf = PrioritizedBuffer(10, prioritized=False, seed=0)
     buf.extend(make_batch(range(10)))
     counts = torch.zeros(10)
     for _ in range(1000):
@@ -125,7 +125,7 @@ def test_uniform_mode():
 
 # ---------------------------------------------------------------------- ring buffer and storage
 def test_ring_overwrite_and_returned_indices():
-    buf = PrioritizedReplayBuffer(4, seed=0)
+    buf = PrioritizedBuffer(4, seed=0)
     assert buf.extend(make_batch([0, 1, 2])).tolist() == [0, 1, 2]
     assert buf.extend(make_batch([3, 4, 5])).tolist() == [3, 0, 1]
     assert len(buf) == 4 and buf.capacity == 4
@@ -143,7 +143,7 @@ def test_ring_overwrite_and_returned_indices():
 
 
 def test_nested_keys_and_dtypes_roundtrip():
-    buf = PrioritizedReplayBuffer(8, seed=0)
+    buf = PrioritizedBuffer(8, seed=0)
     batch = TensorDict(
         {
             "a": torch.arange(4, dtype=torch.float64),
@@ -159,28 +159,43 @@ def test_nested_keys_and_dtypes_roundtrip():
         assert out[key].dtype == batch[key].dtype
         assert torch.equal(out[key], batch[key][out[keys.INDEX]])
         assert out[key].is_contiguous()
-    clone = PrioritizedReplayBuffer(8)
+    clone = PrioritizedBuffer(8)
     clone.load_state_dict(buf.state_dict())
     assert (clone.sample(4) == buf.sample(4)).all()
 
 
 def test_clear_and_stats():
-    buf = PrioritizedReplayBuffer(10, seed=0)
+    buf = PrioritizedBuffer(10, seed=0)
     buf.extend(make_batch(range(5)))
     buf.sample(3)
     s = buf.stats()
+    # Equal priorities, 3 strata over 5 items: 3 distinct items drawn once each.
     assert s == {
         "size": 5.0,
         "capacity": 10.0,
         "fill": 0.5,
         "pushed": 5.0,
         "sampled": 3.0,
+        "sample_insert_ratio": 0.6,
+        "sampleable": 5.0,
+        "evicted_max_use": 0.0,
+        "evicted_stale": 0.0,
+        "evicted_manual": 0.0,
         "priority_mean": 1.0,
         "priority_max": 1.0,
+        "reuse_mean": 0.6,
+        "reuse_max": 1.0,
+        "reuse_frac_0": 0.4,
+        "reuse_frac_1": 0.6,
+        "reuse_frac_2_3": 0.0,
+        "reuse_frac_4_7": 0.0,
+        "reuse_frac_8_plus": 0.0,
+        "staleness_mean": 0.0,
+        "staleness_max": 0.0,
     }
     buf.clear()
-    assert len(buf) == 0 and buf.stats()["pushed"] == 0
-    with pytest.raises(ValueError, match="batch_size"):
+    assert len(buf) == 0 and buf.stats()["pushed"] == 0 and buf.stats()["priority_mean"] == 0.0
+    with pytest.raises(ValueError, match="no sampleable items"):
         buf.sample(1)
     buf.extend(TensorDict({"x": torch.zeros(2, 7)}, batch_size=[2]))  # a new schema after clear
     assert buf.sample(2)["x"].shape == (2, 7)
@@ -201,15 +216,15 @@ def test_clear_and_stats():
 )
 def test_constructor_errors_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
-        PrioritizedReplayBuffer(**kwargs)
+        PrioritizedBuffer(**kwargs)
 
 
 def test_call_errors_name_the_field():
-    buf = PrioritizedReplayBuffer(8, seed=0)
+    buf = PrioritizedBuffer(8, seed=0)
     with pytest.raises(ValueError, match="batch"):
         buf.extend({"obs": torch.zeros(2)})
     with pytest.raises(ValueError, match="batch_size"):
-        buf.extend(TensorDict({"obs": torch.zeros(2, 3)}, batch_size=[2, 3]))
+        buf.extend(TensorDict({"obs": torch.zeros(())}, batch_size=[]))
     with pytest.raises(ValueError, match="index"):
         buf.extend(TensorDict({keys.INDEX: torch.zeros(2)}, batch_size=[2]))
     buf.extend(make_batch([0, 1, 2]))
@@ -252,7 +267,7 @@ def test_linear_beta():
 
 
 # ---------------------------------------------------------------------- checkpoints
-def _fill_and_train(buf: PrioritizedReplayBuffer, steps: int = 20) -> None:
+def _fill_and_train(buf: PrioritizedBuffer, steps: int = 20) -> None:
     g = torch.Generator().manual_seed(123)
     for t in range(steps):
         buf.extend(make_batch(torch.arange(4) + 4 * t))
@@ -263,12 +278,12 @@ def _fill_and_train(buf: PrioritizedReplayBuffer, steps: int = 20) -> None:
 
 @pytest.mark.parametrize("prioritized", [True, False])
 def test_save_load_roundtrip_gives_identical_samples(tmp_path, prioritized):
-    buf = PrioritizedReplayBuffer(50, alpha=0.6, prioritized=prioritized, seed=7)
+    buf = PrioritizedBuffer(50, alpha=0.6, prioritized=prioritized, seed=7)
     _fill_and_train(buf)  # 80 pushed into 50 slots: wrapped
     path = tmp_path / "replay.pt"
     torch.save(buf.state_dict(), path)
     state = torch.load(path, weights_only=True)
-    clone = PrioritizedReplayBuffer(50, alpha=0.6, prioritized=prioritized, seed=999)
+    clone = PrioritizedBuffer(50, alpha=0.6, prioritized=prioritized, seed=999)
     clone.load_state_dict(state)
     assert clone.stats() == buf.stats()
     g = torch.Generator().manual_seed(5)
@@ -283,7 +298,7 @@ def test_save_load_roundtrip_gives_identical_samples(tmp_path, prioritized):
 
 
 def test_partial_buffer_state_is_small_and_empty_state_loads():
-    buf = PrioritizedReplayBuffer(100_000, seed=0)
+    buf = PrioritizedBuffer(100_000, seed=0)
     empty = buf.state_dict()
     assert empty["storage"] is None
     buf.extend(make_batch(range(3)))
@@ -300,8 +315,8 @@ def test_lz4_compressed_keys_roundtrip_and_shrink(tmp_path):
     img = torch.zeros(n, 4, 32, 32, dtype=torch.uint8)
     img[:, :, 8:12, :] = torch.randint(0, 255, (n, 4, 4, 32), generator=g, dtype=torch.uint8)
     batch = TensorDict({keys.OBS: img, keys.NEXT_OBS: img.roll(1, 0), keys.ACTION: torch.arange(n)}, [n])
-    plain = PrioritizedReplayBuffer(100, seed=3)
-    packed = PrioritizedReplayBuffer(100, seed=3, compress_keys=[keys.OBS, keys.NEXT_OBS])
+    plain = PrioritizedBuffer(100, seed=3)
+    packed = PrioritizedBuffer(100, seed=3, compress_keys=[keys.OBS, keys.NEXT_OBS])
     for buf in (plain, packed):
         buf.extend(batch)
         buf.sample(8)
@@ -314,7 +329,7 @@ def test_lz4_compressed_keys_roundtrip_and_shrink(tmp_path):
     torch.save(plain.state_dict(), tmp_path / "plain.pt")
     torch.save(state, tmp_path / "packed.pt")
     assert (tmp_path / "packed.pt").stat().st_size < (tmp_path / "plain.pt").stat().st_size / 2
-    restored = PrioritizedReplayBuffer(100)
+    restored = PrioritizedBuffer(100)
     restored.load_state_dict(torch.load(tmp_path / "packed.pt", weights_only=True))
     a, b = plain.sample(32), restored.sample(32)
     assert (a == b).all()
@@ -322,7 +337,7 @@ def test_lz4_compressed_keys_roundtrip_and_shrink(tmp_path):
 
 
 def test_compress_key_must_exist():
-    buf = PrioritizedReplayBuffer(10, compress_keys="pixels")
+    buf = PrioritizedBuffer(10, compress_keys="pixels")
     with pytest.raises(ValueError, match="pixels"):
         buf.extend(make_batch([0]))
 
@@ -366,14 +381,14 @@ def _corruptions():
 
 @pytest.mark.parametrize(("name", "corrupt", "field"), _corruptions(), ids=[c[0] for c in _corruptions()])
 def test_corrupt_state_raises_value_error_and_leaves_buffer_intact(name, corrupt, field):
-    src = PrioritizedReplayBuffer(10, seed=0, compress_keys=[keys.OBS])
+    src = PrioritizedBuffer(10, seed=0, compress_keys=[keys.OBS])
     _fill_and_train(src, steps=3)
     state = copy.deepcopy(src.state_dict())
     if name == "not_dict":
         state = [1, 2]
     else:
         corrupt(state)
-    target = PrioritizedReplayBuffer(10, seed=1)
+    target = PrioritizedBuffer(10, seed=1)
     target.extend(make_batch([42.0]))
     with pytest.raises(ValueError, match=field):
         target.load_state_dict(state)
@@ -389,7 +404,7 @@ def test_sample_clamps_scan_overshoot_from_float_rounding(monkeypatch):
         torch, "rand", lambda n, generator=None, dtype=None: torch.full((n,), 1 - 1e-12, dtype=dtype)
     )
     for prio in configs:
-        buf = PrioritizedReplayBuffer(20, alpha=1.0, seed=0)
+        buf = PrioritizedBuffer(20, alpha=1.0, seed=0)
         buf.extend(make_batch(range(17)), priority=prio)
         batch = buf.sample(4)
         assert int(batch[keys.INDEX].max()) < 17
@@ -405,8 +420,8 @@ def test_missing_cpp_extension_gives_clear_error(monkeypatch):
     _torchrl_compat.segment_tree_classes.cache_clear()
     try:
         with pytest.raises(ImportError, match=r"torch==2\.14\.1.*torchrl==0\.14\.1"):
-            PrioritizedReplayBuffer(4)
-        buf = PrioritizedReplayBuffer(4, prioritized=False)  # uniform replay needs no extension
+            PrioritizedBuffer(4)
+        buf = PrioritizedBuffer(4, prioritized=False)  # uniform replay needs no extension
         buf.extend(make_batch([0, 1]))
         assert buf.sample(2).batch_size == (2,)
     finally:
@@ -414,7 +429,7 @@ def test_missing_cpp_extension_gives_clear_error(monkeypatch):
 
 
 def test_get_returns_stored_items_and_checks_bounds():
-    buffer = PrioritizedReplayBuffer(8, prioritized=False, seed=0)
+    buffer = PrioritizedBuffer(8, prioritized=False, seed=0)
     buffer.extend(TensorDict({keys.OBS: torch.arange(5.0).unsqueeze(1)}, batch_size=[5]))
     items = buffer.get(torch.tensor([4, 0]))
     assert items[keys.OBS].squeeze(1).tolist() == [4.0, 0.0]
