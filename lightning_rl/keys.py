@@ -11,3 +11,8 @@ TERMINATED = "terminated"  # bool: the episode terminated within the n steps -> 
 STEPS = "steps"  # int64: number of real env steps in the transition, 1..nstep (bootstrap gets gamma**steps)
 INDEX = "index"  # int64: storage index of a sampled item (to write priorities back)
 WEIGHT = "weight"  # float32: importance-sampling weight of a sampled item
+
+# Sequence items (lightning_rl.data.sequence, recurrent policies) hold the keys of the recorded steps with
+# a leading (L,) = (burn_in + seq_len,) time dim. Positions [0, burn_in) are burn-in context, [burn_in, L)
+# the training part, so the steps that train are mask[..., burn_in:].
+MASK = "mask"  # (L,) bool: position holds a real env step (False: zero padding)
