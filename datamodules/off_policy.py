@@ -2,36 +2,54 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from numpy.random import SeedSequence
 from tensordict import TensorDict
 
 from lightning_rl import keys
-from lightning_rl.data import NStepTransitionBuilder, PrioritizedReplayBuffer, linear_beta
+from lightning_rl.data import NStepTransitionBuilder, PrioritizedBuffer, linear_beta
+from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.collector import VectorCollector
+from lightning_rl.data.throttle import SampleInsertRatio
 from lightning_rl.datamodules.base import EnvDataModule
 from lightning_rl.envs import make_vector_env
 from lightning_rl.envs.vector import EnvFactory, Vectorization
 from lightning_rl.utils.checks import check_positive, check_range
 from lightning_rl.utils.io import atomic_save
 
+if TYPE_CHECKING:
+    from lightning_rl.policies.base import RLPolicy
+
 
 class OffPolicyDataModule(EnvDataModule):
     """Vector envs + n-step transition builder + (prioritized) replay, served as a stream of batches.
 
-    Each pass of the stream collects ``train_freq`` env steps (whole vector steps) with the live policy
-    (``policy.act(obs, mode="collect")``), then yields ``gradient_steps`` batches, each sampled after the
-    previous update wrote its priorities back. The first ``learning_starts`` env steps are collected
-    before any batch. Env state, buffer and counters live here, outside the iterator, so a new
-    ``iter()`` (a new epoch, a resumed run) continues where the last one stopped.
+    **Synchronous collection** (default): each pass of the stream collects ``train_freq`` env steps
+    (whole vector steps) with the live policy (``policy.act(obs, mode="collect")``), then yields
+    ``gradient_steps`` batches, each sampled after the previous update wrote its priorities back. The
+    replay ratio is fixed: ``gradient_steps * batch_size / train_freq`` samples per inserted transition.
 
-    Checkpoints carry the buffer (contents, priorities, sampling RNG), counters and RNG states; with
-    several ranks each rank's buffer is written into the run's log directory instead
+    **Asynchronous collection** (``async_collection=True``, nerveX's AsyncDataLoader): a background
+    thread steps the envs with a copy of the policy (refreshed from the learner every
+    ``actor_refresh_interval`` updates) while the learner trains, so env stepping overlaps with gradient
+    steps. ``sample_insert_ratio`` keeps ``sampled / inserted`` items in a band by holding back whichever
+    side runs ahead (unset: both run free). Items record the policy iteration of the actor that
+    collected them (``max_staleness`` filters on it).
+
+    The first ``learning_starts`` env steps are collected before any batch. Env state, buffer and
+    counters live here, outside the iterator, so a new ``iter()`` (a new epoch, a resumed run) continues
+    where the last one stopped.
+
+    Checkpoints carry the buffer (contents, priorities, reuse counts, sampling RNG), counters and RNG
+    states; with several ranks each rank's buffer is written into the run's log directory instead
     (``replay/iter<N>/rank<r>.pt``) and reloaded by the same rank on resume. Envs restart their episodes
     on resume (an env's internal state is not checkpointable in general).
 
@@ -39,14 +57,22 @@ class OffPolicyDataModule(EnvDataModule):
         buffer_size: replay capacity per rank (transitions).
         batch_size: transitions per gradient step.
         learning_starts: env steps (global) collected before the first gradient step.
-        train_freq: env steps (per rank) collected between training phases, rounded up to whole vector steps.
-        gradient_steps: gradient steps (batches) per training phase. ``gradient_steps / train_freq`` is the
-            replay ratio.
+        train_freq: env steps (per rank) collected between training phases, rounded up to whole vector
+            steps (synchronous collection).
+        gradient_steps: gradient steps (batches) per training phase (synchronous collection).
         nstep: length of n-step returns.
         prioritized: prioritized replay (Schaul et al. 2016) instead of uniform sampling.
         priority_alpha: priority exponent.
         priority_beta, priority_beta_final, priority_beta_steps: importance-sampling exponent annealed
             linearly over ``priority_beta_steps`` global env steps.
+        max_use: evict a transition after it was sampled this many times (``None``: never).
+        max_staleness: do not sample transitions collected more than this many policy updates ago
+            (``None``: no limit).
+        async_collection: collect in a background thread (see above).
+        actor_refresh_interval: with ``async_collection``, copy the learner's weights into the
+            collecting policy every this many updates.
+        sample_insert_ratio: with ``async_collection``, ``[min, max]`` band of sampled / inserted
+            transitions; ``max`` may be ``.inf``.
         compress_obs: lz4-compress observations in checkpoints; ``None`` = only for image (uint8) obs.
         replay_dir: where multi-rank runs write per-rank buffers (default:
             ``<trainer.log_dir>/replay``, or ``<trainer.default_root_dir>/replay`` without a logger).
@@ -74,6 +100,11 @@ class OffPolicyDataModule(EnvDataModule):
         priority_beta: float = 0.4,
         priority_beta_final: float = 1.0,
         priority_beta_steps: int = 100_000,
+        max_use: int | None = None,
+        max_staleness: int | None = None,
+        async_collection: bool = False,
+        actor_refresh_interval: int = 4,
+        sample_insert_ratio: Sequence[float] | None = None,
         compress_obs: bool | None = None,
         replay_dir: str | None = None,
     ):
@@ -87,6 +118,7 @@ class OffPolicyDataModule(EnvDataModule):
             gradient_steps=gradient_steps,
             nstep=nstep,
             priority_beta_steps=priority_beta_steps,
+            actor_refresh_interval=actor_refresh_interval,
         )
         if learning_starts < 0:
             raise ValueError(f"learning_starts must be >= 0, got {learning_starts}")
@@ -95,13 +127,18 @@ class OffPolicyDataModule(EnvDataModule):
         check_range("priority_alpha", priority_alpha, 0.0, math.inf)
         check_range("priority_beta", priority_beta, 0.0, 1.0)
         check_range("priority_beta_final", priority_beta_final, 0.0, 1.0)
+        if sample_insert_ratio is not None and not async_collection:
+            raise ValueError(
+                "sample_insert_ratio only applies with async_collection: true; synchronous collection "
+                "fixes the ratio at gradient_steps * batch_size / train_freq"
+            )
         self.save_hyperparameters()
         # importance-sampling exponent as a function of global env steps
         self.beta = linear_beta(priority_beta, priority_beta_final, priority_beta_steps)
         if compress_obs is None:
             compress_obs = self.env_spec["obs_dtype"] == "uint8"
         self._compress_keys = (keys.OBS, keys.NEXT_OBS) if compress_obs else ()
-        self.buffer: PrioritizedReplayBuffer | None = None  # per rank, built in setup()
+        self.buffer: PrioritizedBuffer | None = None  # per rank, built in setup()
         self.builder = NStepTransitionBuilder(n_envs, nstep)
         self.collector: VectorCollector | None = None
         self.generator = torch.Generator()  # exploration randomness of this rank, seeded in setup()
@@ -109,6 +146,13 @@ class OffPolicyDataModule(EnvDataModule):
         # Sampling starts once every rank surely holds a batch: a rank-local buffer length would let
         # ranks disagree (n-step windows still pending) and desynchronize their steps under DDP.
         self._min_local_steps = batch_size + (nstep - 1) * n_envs
+        # Guards buffer, builder and counters; uncontended (and nearly free) without async collection.
+        self._cond = threading.Condition()
+        self._throttle = SampleInsertRatio(sample_insert_ratio) if sample_insert_ratio is not None else None
+        self._background: BackgroundCollection | None = None
+        self._actor: RLPolicy | None = None  # the collecting copy of the policy (async collection)
+        self._actor_iter = 0  # train_iter of the weights the actor holds
+        self._actor_lock = threading.Lock()
 
     # --- Lightning hooks ----------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -120,12 +164,14 @@ class OffPolicyDataModule(EnvDataModule):
             int(s.generate_state(1)[0]) for s in SeedSequence(self.rank_seed).spawn(2)
         )
         if self.buffer is None:  # a second fit() in the same process keeps the replay it has
-            self.buffer = PrioritizedReplayBuffer(
+            self.buffer = PrioritizedBuffer(
                 hp.buffer_size,
                 alpha=hp.priority_alpha,
                 prioritized=hp.prioritized,
                 seed=replay_seed,
                 compress_keys=self._compress_keys,
+                max_use=hp.max_use,
+                max_staleness=hp.max_staleness,
             )
         self.generator.manual_seed(explore_seed)
         self.collector = VectorCollector(make_vector_env(self.make_env, self.n_envs, self.vectorization))
@@ -137,7 +183,7 @@ class OffPolicyDataModule(EnvDataModule):
         self.builder.reset()
 
     def train_dataloader(self) -> Iterable[TensorDict]:
-        return _Restartable(self.iter_batches)
+        return _Restartable(self._iter_async if self.hparams.async_collection else self.iter_batches)
 
     def iter_batches(self) -> Iterator[TensorDict]:
         """Collection phases and sampled batches, forever (or until the env-step budget, which also ends
@@ -149,16 +195,38 @@ class OffPolicyDataModule(EnvDataModule):
                 self.trainer.should_stop = True
                 return
             self.collect(self._vector_steps_per_phase)
-            if (
-                self.env_steps < hp.learning_starts
-                or self.env_steps // self.world_size < self._min_local_steps
-            ):
+            if not self._warmed_up():
                 continue
             for _ in range(hp.gradient_steps):
+                if self.buffer.num_sampleable < hp.batch_size:  # max_use / max_staleness evicted too much
+                    break
                 yield self.sample()
+
+    def _iter_async(self) -> Iterator[TensorDict]:
+        """Batches sampled while the background thread collects; stops at the env-step budget."""
+        policy = self.trainer.lightning_module
+        if self._background is None:
+            self._start_background(policy)
+        while True:
+            with self._cond:
+                ready = self._background.wait_until(lambda: self.budget_reached() or self._may_sample())
+                stop = not ready or self.budget_reached()
+                batch = None if stop else self.sample()
+                self._cond.notify_all()  # the sample may have moved the ratio back into the collector's band
+            if self.world_size > 1:  # ranks collect at their own pace: stop together or deadlock in DDP
+                stop = self.trainer.strategy.reduce_boolean_decision(stop, all=False)
+            if stop:
+                self.trainer.should_stop = True
+                return
+            yield batch
+            if policy.train_iter - self._actor_iter >= self.hparams.actor_refresh_interval:
+                self._refresh_actor(policy)
 
     def teardown(self, stage: str) -> None:
         super().teardown(stage)
+        if self._background is not None:
+            self._background.stop()
+            self._background = None
         if self.collector is not None:
             self.collector.env.close()
             self.collector = None
@@ -167,37 +235,104 @@ class OffPolicyDataModule(EnvDataModule):
     def collect(self, vector_steps: int = 1) -> None:
         """Step every env ``vector_steps`` times with the live policy and store the n-step transitions."""
         policy = self.trainer.lightning_module
+        for _ in range(vector_steps):
+            self._collect_vector_step(policy, policy.train_iter)
+
+    def _collect_vector_step(
+        self, policy: RLPolicy, policy_iter: int, act_lock: threading.Lock | None = None
+    ) -> None:
+        """One vector step with ``policy`` (whose weights are from update ``policy_iter``) into the buffer."""
 
         def act(obs: torch.Tensor) -> torch.Tensor:
-            return policy.act(obs, mode="collect", env_steps=self.env_steps, generator=self.generator)
+            with act_lock or contextlib.nullcontext():
+                return policy.act(obs, mode="collect", env_steps=self.env_steps, generator=self.generator)
 
         episodes_before = self.collector.episodes
-        for _ in range(vector_steps):
-            transitions = self.builder.add(*self.collector.step(act))
+        step = self.collector.step(act)  # outside the lock: the learner samples meanwhile
+        with self._cond:
+            transitions = self.builder.add(*step)
             if transitions is not None:
-                self.buffer.extend(transitions)
+                self.buffer.extend(transitions, policy_iter=policy_iter)
             self.env_steps += self.n_envs * self.world_size
-        self.episodes += self.collector.episodes - episodes_before
+            self.episodes += self.collector.episodes - episodes_before
+            self._cond.notify_all()
+
+    def _warmed_up(self) -> bool:
+        return (
+            self.env_steps >= self.hparams.learning_starts
+            and self.env_steps // self.world_size >= self._min_local_steps
+        )
+
+    def _has_data(self) -> bool:
+        """Warmed up and enough live items for a batch: what only more collection can change."""
+        return self._warmed_up() and self.buffer.num_sampleable >= self.hparams.batch_size
+
+    def _may_sample(self) -> bool:
+        return self._has_data() and (
+            self._throttle is None or self._throttle.can_sample(self.buffer.sampled, self.buffer.pushed)
+        )
 
     def sample(self) -> TensorDict:
+        self.buffer.train_iter = self.trainer.lightning_module.train_iter
         return self.buffer.sample(self.hparams.batch_size, beta=self.beta(self.env_steps))
 
     def update_priority(self, index: torch.Tensor, priority: torch.Tensor) -> None:
         """Write new priorities (``|TD error|``, shape (B,)) for sampled storage indices (B,); a no-op
         for uniform replay."""
         if self.hparams.prioritized:
-            self.buffer.update_priority(index.cpu(), priority.detach().cpu())
+            index, priority = index.cpu(), priority.detach().cpu()
+            with self._cond:
+                self.buffer.update_priority(index, priority)
+
+    # --- asynchronous collection --------------------------------------------------------------------
+    def _start_background(self, policy: RLPolicy) -> None:
+        # A frozen CPU copy: the learner's weights change under the optimizer, the actor's only when
+        # refreshed; deepcopy drops the trainer reference (LightningModule.__getstate__).
+        self._actor = copy.deepcopy(policy).cpu().requires_grad_(False)
+        self._actor_iter = policy.train_iter
+
+        def step() -> None:  # the learner may be refreshing the actor's weights: act under its lock
+            self._collect_vector_step(self._actor, self._actor_iter, self._actor_lock)
+
+        def may_step() -> bool:
+            # Whenever the learner lacks data, only the collector can help: the ratio band must not hold
+            # it back then, or both would wait (SampleInsertRatio alone guarantees one may go on).
+            return (
+                self._throttle is None
+                or not self._has_data()
+                or self._throttle.can_insert(self.buffer.sampled, self.buffer.pushed)
+            )
+
+        self._background = BackgroundCollection(self._cond, step, may_step, self.budget_reached)
+        self._background.start()
+
+    def _refresh_actor(self, policy: RLPolicy) -> None:
+        state = policy.state_dict()
+        with self._actor_lock:
+            self._actor.load_state_dict(state)
+            self._actor_iter = policy.train_iter
 
     def metrics(self) -> dict[str, float]:
-        metrics = {"collect/episodes": float(self.episodes)}
-        if self.collector is not None:
-            metrics.update(self.collector.episode_stats())
-        if self.buffer is not None:
-            metrics.update({f"buffer/{name}": value for name, value in self.buffer.stats().items()})
+        with self._cond:
+            metrics = {"collect/episodes": float(self.episodes)}
+            if self.collector is not None:
+                metrics.update(self.collector.episode_stats())
+            if self.buffer is not None:
+                metrics.update({f"buffer/{name}": value for name, value in self.buffer.stats().items()})
+            if self._background is not None:
+                metrics["collect/collector_wait_s"] = self._background.collector_wait_s
+                metrics["collect/learner_wait_s"] = self._background.learner_wait_s
+                metrics["collect/actor_lag"] = float(
+                    self.trainer.lightning_module.train_iter - self._actor_iter
+                )
         return metrics
 
     # --- checkpointing ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        with self._cond:  # the background collector pauses while the state is captured
+            return self._state_dict()
+
+    def _state_dict(self) -> dict[str, Any]:
         state = {
             "env_steps": self.env_steps,
             "episodes": self.episodes,

@@ -17,6 +17,7 @@ class ConstantPolicy:
     def __init__(self, action: int = 0):
         self.action = action
         self.calls: list[tuple[str, int]] = []
+        self.train_iter = 0
 
     def act(self, obs, mode="eval", env_steps=0, generator=None):
         self.calls.append((mode, env_steps))
