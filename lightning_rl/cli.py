@@ -2,11 +2,17 @@
 
     lightning-rl fit --config configs/cartpole_dqn.yaml [--trainer.max_steps 20000 ...]
     lightning-rl validate --config configs/cartpole_dqn.yaml --ckpt_path runs/.../best.ckpt
+    lightning-rl collect --config configs/cartpole_dqn.yaml --ckpt_path runs/.../best.ckpt \
+        --n_steps 24000 --epsilon '[0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0]' --out datasets/cartpole
 
 Any policy (``RLPolicy`` subclass) and DataModule (``EnvDataModule`` subclass) can be selected by
 ``class_path``, including the user's own. The environment spec is linked from the DataModule to the
 policy, so it is never written twice. After ``fit`` the run summary is written to
 ``<log_dir>/result.json`` (the dict :func:`lightning_rl.entry.serial_pipeline` returns).
+
+``collect`` rolls out the checkpoint's policy on the config's env and writes an offline dataset
+(:func:`lightning_rl.data.offline.collect_dataset`); train on it with ``configs/cartpole_dqn_offline.yaml``.
+It is a method of :class:`RLTrainer` because LightningCLI's subcommands are Trainer methods.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger
 
 from lightning_rl.callbacks import Evaluator, RLProgressBar
+from lightning_rl.data.offline import TransitionDataset, collect_dataset
 from lightning_rl.datamodules import EnvDataModule
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import RLPolicy
@@ -40,16 +47,73 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 }
 
 
+class RLTrainer(pl.Trainer):
+    """``pl.Trainer`` plus :meth:`collect`, the method behind ``lightning-rl collect``."""
+
+    def collect(
+        self,
+        model: RLPolicy,
+        datamodule: EnvDataModule,
+        out: str,
+        n_steps: int,
+        epsilon: float | list[float] = 0.0,
+        nstep: int = 1,
+        n_envs: int | None = None,
+        seed: int | None = None,
+        overwrite: bool = False,
+        ckpt_path: str | None = None,
+    ) -> TransitionDataset:
+        """Roll out a policy on the DataModule's env and write an offline transition dataset.
+
+        Args:
+            model: the policy; its weights come from ``ckpt_path``.
+            datamodule: provides the env.
+            out: dataset directory to create.
+            n_steps: transitions to write.
+            epsilon: probability of a uniformly random action per step (discrete actions), for coverage:
+                one for all envs, or a list with one per env (``n_envs`` values) for data of mixed
+                quality, e.g. ``[0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0]``, which offline DQN needs.
+            nstep: length of the stored n-step returns (1: no behavior-policy bias in multi-step targets).
+            n_envs: envs stepped together (``None``: ``data.n_envs``).
+            seed: seed of env resets and random actions (``None``: ``data.seed``).
+            overwrite: replace an existing ``out``.
+            ckpt_path: checkpoint of the policy (``None``: the freshly initialized policy, e.g. for
+                uniformly random data with ``--epsilon 1``).
+        """
+        if ckpt_path is not None:
+            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            model.load_state_dict(checkpoint["state_dict"])
+            model.on_load_checkpoint(checkpoint)
+        return collect_dataset(
+            model.to(self.strategy.root_device),
+            datamodule,
+            n_steps=n_steps,
+            out=out,
+            epsilon=epsilon,
+            nstep=nstep,
+            n_envs=n_envs or datamodule.n_envs,
+            seed=datamodule.seed if seed is None else seed,
+            source_ckpt=ckpt_path,
+            overwrite=overwrite,
+        )
+
+
 class RLCLI(LightningCLI):
-    """LightningCLI with RL defaults, the env-spec link, an ``evaluator`` section and a run summary."""
+    """LightningCLI with RL defaults, the env-spec link, an ``evaluator`` section, a run summary and the
+    ``collect`` subcommand."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("trainer_class", RLTrainer)
         self.result: dict[str, Any] | None = None
         super().__init__(
             RLPolicy, EnvDataModule, *args, subclass_mode_model=True, subclass_mode_data=True, **kwargs
         )
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {**LightningCLI.subcommands(), "collect": {"model", "datamodule"}}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -63,6 +127,9 @@ class RLCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         """Fill in RL defaults the config left open: CSV + offline wandb loggers, a checkpoint callback
         that keeps ``last.ckpt`` (for resume), the RL progress bar and crash-safe checkpoint writes."""
+        if self.subcommand == "collect":  # no training: nothing to log, checkpoint or show progress of
+            kwargs = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False, **kwargs}
+            return super().instantiate_trainer(**kwargs)
         config = self._subcommand_config(self.config_init)["trainer"]
         if config.get("logger") is None:  # not configured; `false` disables logging
             root = config.get("default_root_dir") or "runs"
@@ -101,6 +168,20 @@ class RLCLI(LightningCLI):
             with open(path, "w") as f:
                 json.dump(self.result, f, indent=2)
             print(f"result: {json.dumps(self.result)}\nwritten to {path}")
+
+    def collect(self, **kwargs: Any) -> None:
+        """Runs ``trainer.collect`` (LightningCLI calls this in its place) and reports the dataset."""
+        dataset = self.trainer.collect(**kwargs)
+        meta = dataset.metadata
+        self.result = {
+            "dataset_dir": str(dataset.path.resolve()),
+            "size": len(dataset),
+            "env_steps": meta["env_steps"],
+            "episodes": meta["episodes"],
+            "return_mean": meta["return_mean"],
+            "collect_time_s": meta["collect_time_s"],
+        }
+        print(f"collected: {json.dumps(self.result)}")
 
 
 def _has(callbacks: list[pl.Callback], kind: type) -> bool:

@@ -14,7 +14,13 @@ from lightning_rl import keys
 from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.models import DQNNet
 from lightning_rl.policies.base import ActMode, RLPolicy
-from lightning_rl.rl_utils import QNStepData, epsilon_greedy, epsilon_greedy_schedule, q_nstep_td_error
+from lightning_rl.rl_utils import (
+    QNStepData,
+    cql_penalty,
+    epsilon_greedy,
+    epsilon_greedy_schedule,
+    q_nstep_td_error,
+)
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
 
 
@@ -41,6 +47,10 @@ class DQN(RLPolicy):
         eps_start, eps_end, eps_decay_steps, eps_schedule: epsilon-greedy exploration over global env
             steps, ``"linear"`` or ``"exp"``.
         max_grad_norm: clip the global gradient norm to this (``None``: no clipping).
+        cql_alpha: weight of the conservative Q-learning penalty (:func:`~lightning_rl.rl_utils.cql_penalty`,
+            CQL(H) of Kumar et al. 2020) added to the TD loss, for offline training
+            (``OfflineDataModule``): it keeps the Q-values of actions the data does not take from being
+            overestimated. 0 (the default) is plain DQN.
         updates_per_step: gradient updates per Lightning ``training_step`` (each on its own replay sample);
             amortizes Lightning's per-step overhead. ``trainer.max_steps`` still counts single updates.
         log_interval: write ``train/…`` metrics every this many updates.
@@ -62,6 +72,7 @@ class DQN(RLPolicy):
         eps_decay_steps: int = 10_000,
         eps_schedule: Literal["linear", "exp"] = "linear",
         max_grad_norm: float | None = 10.0,
+        cql_alpha: float = 0.0,
         updates_per_step: int = 4,
         log_interval: int = 100,
     ):
@@ -76,6 +87,8 @@ class DQN(RLPolicy):
             max_grad_norm=max_grad_norm,
         )
         check_choice("loss_type", loss_type, ("huber", "mse"))
+        if not cql_alpha >= 0:
+            raise ValueError(f"cql_alpha must be >= 0 (0: no CQL penalty), got {cql_alpha}")
         check_range("eps_start", eps_start, 0.0, 1.0)
         check_range("eps_end", eps_end, 0.0, 1.0)
         check_positive(eps_decay_steps=eps_decay_steps)
@@ -134,7 +147,12 @@ class DQN(RLPolicy):
             weight=batch.get(keys.WEIGHT, None),
         )
         loss, td_error = q_nstep_td_error(data, self.hparams.gamma, loss_type=self.hparams.loss_type)
-        return loss, td_error, {"q_mean": q.detach().mean()}
+        extra = {"q_mean": q.detach().mean()}
+        if self.hparams.cql_alpha > 0:
+            penalty = cql_penalty(q, data.action, data.weight)
+            loss = loss + self.hparams.cql_alpha * penalty
+            extra["cql_penalty"] = penalty.detach()
+        return loss, td_error, extra
 
     def training_step(self, dataloader_iter: Iterator[tuple[TensorDict, int, int]]) -> None:
         optimizer = self.optimizers()

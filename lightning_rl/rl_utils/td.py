@@ -31,6 +31,7 @@ __all__ = [
     "q_1step_td_error",
     "q_nstep_td_error",
     "q_nstep_td_error_with_rescale",
+    "cql_penalty",
     "v_1step_td_error",
     "v_nstep_td_error",
     "value_transform",
@@ -281,6 +282,31 @@ def q_1step_td_error(
         raise ValueError(f"reward must have shape ({q.shape[0]},), got {tuple(reward.shape)}")
     nstep_data = QNStepData(q, next_q, action, reward, terminated, next_action, None, weight)
     return q_nstep_td_error(nstep_data, gamma, loss_type)
+
+
+def cql_penalty(q: torch.Tensor, action: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Conservative Q-learning regularizer for discrete actions (CQL(H), Kumar et al. 2020, eq. 4).
+
+    ``penalty = mean(weight * (logsumexp_a' q[a'] - q[action]))``: pushes down the Q-values of all
+    actions (a soft maximum) and up the one of the action in the data, so actions the data never takes
+    are not overestimated. Added to a TD loss as ``alpha * penalty`` for offline training; it is >= 0
+    and only the soft maximum's excess over the data action matters (adding a constant to a row of
+    ``q`` leaves it unchanged).
+
+    Shapes:
+        - q: :math:`(B, A)` online Q-values at s_t (with gradient).
+        - action: :math:`(B,)` int64, the actions in the data.
+        - weight: :math:`(B,)` or None (all ones).
+        - penalty: :math:`()`.
+    """
+    if q.dim() != 2:
+        raise ValueError(f"q must have shape (B, A), got {tuple(q.shape)}")
+    _check_batch(q.shape[0], action=action, weight=weight)
+    q_taken = q.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+    per_sample = torch.logsumexp(q, dim=-1) - q_taken
+    if weight is not None:
+        per_sample = per_sample * weight
+    return per_sample.mean()
 
 
 # ---------------------------------------------------------------------------------------------------------
