@@ -8,7 +8,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from numpy.random import SeedSequence
@@ -18,11 +18,12 @@ from lightning_rl import keys
 from lightning_rl.data import NStepTransitionBuilder, PrioritizedBuffer, linear_beta
 from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.collector import VectorCollector
+from lightning_rl.data.frames import FrameStore
 from lightning_rl.data.throttle import SampleInsertRatio
 from lightning_rl.datamodules.base import EnvDataModule
 from lightning_rl.envs import make_vector_env
 from lightning_rl.envs.vector import EnvFactory, Vectorization
-from lightning_rl.utils.checks import check_positive, check_range
+from lightning_rl.utils.checks import check_choice, check_positive, check_range
 from lightning_rl.utils.io import atomic_save
 
 if TYPE_CHECKING:
@@ -73,7 +74,15 @@ class OffPolicyDataModule(EnvDataModule):
             collecting policy every this many updates.
         sample_insert_ratio: with ``async_collection``, ``[min, max]`` band of sampled / inserted
             transitions; ``max`` may be ``.inf``.
-        compress_obs: lz4-compress observations in checkpoints; ``None`` = only for image (uint8) obs.
+        storage: ``"memory"`` or ``"memmap"`` (the buffer's rows in a file under ``memmap_dir``, paged by
+            the OS: for replay larger than RAM; the file is unlinked at once, so nothing is left behind).
+        memmap_dir: directory of the memmap file (required with ``storage: memmap``; a fast local disk).
+        frame_store: keep stacked image observations ``(k, *frame)`` as frame ids into a
+            :class:`~lightning_rl.data.FrameStore` (each frame stored once, lz4-compressed; batches are
+            decoded back to frames when sampled); ``None``: on for uint8 observations of 3 dims
+            (Atari's ``(4, 84, 84)``).
+        compress_obs: lz4-compress observations in checkpoints; ``None``: for uint8 observations that
+            are not in a frame store.
         replay_dir: where multi-rank runs write per-rank buffers (default:
             ``<trainer.log_dir>/replay``, or ``<trainer.default_root_dir>/replay`` without a logger).
     """
@@ -105,6 +114,9 @@ class OffPolicyDataModule(EnvDataModule):
         async_collection: bool = False,
         actor_refresh_interval: int = 4,
         sample_insert_ratio: Sequence[float] | None = None,
+        storage: Literal["memory", "memmap"] = "memory",
+        memmap_dir: str | None = None,
+        frame_store: bool | None = None,
         compress_obs: bool | None = None,
         replay_dir: str | None = None,
     ):
@@ -127,6 +139,11 @@ class OffPolicyDataModule(EnvDataModule):
         check_range("priority_alpha", priority_alpha, 0.0, math.inf)
         check_range("priority_beta", priority_beta, 0.0, 1.0)
         check_range("priority_beta_final", priority_beta_final, 0.0, 1.0)
+        check_choice("storage", storage, ("memory", "memmap"))
+        if (storage == "memmap") != (memmap_dir is not None):
+            raise ValueError(
+                f"memmap_dir must be set exactly when storage is 'memmap', got storage={storage!r}"
+            )
         if sample_insert_ratio is not None and not async_collection:
             raise ValueError(
                 "sample_insert_ratio only applies with async_collection: true; synchronous collection "
@@ -135,10 +152,25 @@ class OffPolicyDataModule(EnvDataModule):
         self.save_hyperparameters()
         # importance-sampling exponent as a function of global env steps
         self.beta = linear_beta(priority_beta, priority_beta_final, priority_beta_steps)
+        image_obs = self.env_spec["obs_dtype"] == "uint8"
+        obs_dims = len(self.env_spec["obs_shape"])
+        if frame_store is None:
+            frame_store = image_obs and obs_dims == 3
+        elif frame_store and obs_dims < 2:
+            raise ValueError(
+                f"frame_store needs stacked observations (k, *frame); env '{self.env_name}' has "
+                f"obs_shape {self.env_spec['obs_shape']}"
+            )
+        self._frame_store_capacity = (
+            int(1.1 * buffer_size) + 4 * n_envs * (self.env_spec["obs_shape"][0] + nstep)
+            if frame_store
+            else 0
+        )
         if compress_obs is None:
-            compress_obs = self.env_spec["obs_dtype"] == "uint8"
+            compress_obs = image_obs and not frame_store
         self._compress_keys = (keys.OBS, keys.NEXT_OBS) if compress_obs else ()
         self.buffer: PrioritizedBuffer | None = None  # per rank, built in setup()
+        self.frames: FrameStore | None = None  # per rank, built in setup() when frame_store is on
         self.builder = NStepTransitionBuilder(n_envs, nstep)
         self.collector: VectorCollector | None = None
         self.generator = torch.Generator()  # exploration randomness of this rank, seeded in setup()
@@ -172,7 +204,12 @@ class OffPolicyDataModule(EnvDataModule):
                 compress_keys=self._compress_keys,
                 max_use=hp.max_use,
                 max_staleness=hp.max_staleness,
+                storage=hp.storage,
+                memmap_dir=hp.memmap_dir,
             )
+        if self._frame_store_capacity and self.frames is None:
+            # ring headroom over the buffer: episode resets and the oldest stacks' older frames
+            self.frames = FrameStore(self._frame_store_capacity, self.n_envs)
         self.generator.manual_seed(explore_seed)
         self.collector = VectorCollector(make_vector_env(self.make_env, self.n_envs, self.vectorization))
         self.reset_envs(seed=self.rank_seed)
@@ -181,6 +218,8 @@ class OffPolicyDataModule(EnvDataModule):
         """Start new episodes in every training env; pending n-step windows belong to the old ones."""
         self.collector.reset(seed=seed)
         self.builder.reset()
+        if self.frames is not None:
+            self.frames.reset()
 
     def train_dataloader(self) -> Iterable[TensorDict]:
         return _Restartable(self._iter_async if self.hparams.async_collection else self.iter_batches)
@@ -250,6 +289,10 @@ class OffPolicyDataModule(EnvDataModule):
         episodes_before = self.collector.episodes
         step = self.collector.step(act)  # outside the lock: the learner samples meanwhile
         with self._cond:
+            if self.frames is not None:  # obs before next_obs: the next step's obs is then free
+                step = step._replace(
+                    obs=self.frames.encode(step.obs), next_obs=self.frames.encode(step.next_obs)
+                )
             transitions = self.builder.add(*step)
             if transitions is not None:
                 self.buffer.extend(transitions, policy_iter=policy_iter)
@@ -274,7 +317,23 @@ class OffPolicyDataModule(EnvDataModule):
 
     def sample(self) -> TensorDict:
         self.buffer.train_iter = self.trainer.lightning_module.train_iter
-        return self.buffer.sample(self.hparams.batch_size, beta=self.beta(self.env_steps))
+        batch = self.buffer.sample(self.hparams.batch_size, beta=self.beta(self.env_steps))
+        return batch if self.frames is None else self._decode_frames(batch)
+
+    def _decode_frames(self, batch: TensorDict) -> TensorDict:
+        """Frame ids (B, k) -> frames (B, k, *frame) for ``OBS`` and ``NEXT_OBS``; items whose frames the
+        ring already overwrote (rare with the default sizing) are evicted and the batch drawn again."""
+        while True:
+            held = self.frames.available(batch[keys.OBS]) & self.frames.available(batch[keys.NEXT_OBS])
+            if bool(held.all()):
+                break
+            self.buffer.evict(batch[keys.INDEX][~held])
+            batch = self.buffer.sample(self.hparams.batch_size, beta=self.beta(self.env_steps))
+        frames = self.frames.decode(
+            torch.stack((batch[keys.OBS], batch[keys.NEXT_OBS]))
+        )  # shared frames once
+        batch[keys.OBS], batch[keys.NEXT_OBS] = frames[0], frames[1]
+        return batch
 
     def update_priority(self, index: torch.Tensor, priority: torch.Tensor) -> None:
         """Write new priorities (``|TD error|``, shape (B,)) for sampled storage indices (B,); a no-op
@@ -319,6 +378,8 @@ class OffPolicyDataModule(EnvDataModule):
                 metrics.update(self.collector.episode_stats())
             if self.buffer is not None:
                 metrics.update({f"buffer/{name}": value for name, value in self.buffer.stats().items()})
+            if self.frames is not None:
+                metrics.update({f"buffer/{name}": value for name, value in self.frames.stats().items()})
             if self._background is not None:
                 metrics["collect/collector_wait_s"] = self._background.collector_wait_s
                 metrics["collect/learner_wait_s"] = self._background.learner_wait_s
@@ -341,18 +402,20 @@ class OffPolicyDataModule(EnvDataModule):
         }
         if not self.include_replay_in_state:
             return state
+        frames = None if self.frames is None else self.frames.state_dict()
         if self.world_size == 1:
             state["buffer"] = self.buffer.state_dict()
+            state["frames"] = frames
             return state
-        # Several ranks: each saves its own buffer; the checkpoint (written by rank 0) records where.
+        # Several ranks: each saves its own replay (buffer.save writes the directory atomically, without
+        # an in-memory copy of the storage); the checkpoint, written by rank 0, records where.
         train_iter = self.trainer.lightning_module.train_iter
         run_dir = self.trainer.log_dir or self.trainer.default_root_dir  # a collective: every rank is here
         root = self.hparams.replay_dir or os.path.join(run_dir, "replay")
         state["buffer_dir"] = os.path.abspath(os.path.join(root, f"iter{train_iter}"))
-        atomic_save(
-            {"buffer": self.buffer.state_dict(), "generator": state["generator"]},
-            os.path.join(state["buffer_dir"], f"rank{self.rank}.pt"),
-        )
+        rank_dir = os.path.join(state["buffer_dir"], f"rank{self.rank}")
+        self.buffer.save(os.path.join(rank_dir, "buffer"))
+        atomic_save({"generator": state["generator"], "frames": frames}, os.path.join(rank_dir, "state.pt"))
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -373,14 +436,21 @@ class OffPolicyDataModule(EnvDataModule):
         self.reset_envs(seed=self.rank_seed + self.env_steps)
         if "buffer" in state:
             self.buffer.load_state_dict(state["buffer"])
-            self.generator.set_state(state["generator"])
-            return
-        path = os.path.join(state["buffer_dir"], f"rank{self.rank}.pt")
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"replay buffer of rank {self.rank} not found at {path}")
-        rank_state = torch.load(path, weights_only=True)
-        self.buffer.load_state_dict(rank_state["buffer"])
+            rank_state = state
+        else:
+            rank_dir = os.path.join(state["buffer_dir"], f"rank{self.rank}")
+            if not os.path.isdir(rank_dir):
+                raise FileNotFoundError(f"replay buffer of rank {self.rank} not found at {rank_dir}")
+            self.buffer.load(os.path.join(rank_dir, "buffer"))
+            rank_state = torch.load(os.path.join(rank_dir, "state.pt"), weights_only=True)
         self.generator.set_state(rank_state["generator"])
+        if (rank_state.get("frames") is None) != (self.frames is None):
+            raise ValueError(
+                "the checkpoint's replay was saved with frame_store "
+                f"{'off' if rank_state.get('frames') is None else 'on'}; set data.frame_store accordingly"
+            )
+        if self.frames is not None:
+            self.frames.load_state_dict(rank_state["frames"])
 
 
 class _Restartable:

@@ -178,7 +178,7 @@ def test_bad_arguments_fail_at_construction(kwargs, message):
 
 
 class TinyFrames(gym.Env):
-    """Image observations (uint8 frames, mostly black like Atari's) for the compression path."""
+    """A stack of the last 4 image frames (uint8, mostly black like Atari's), shifted by one each step."""
 
     observation_space = gym.spaces.Box(0, 255, (4, 36, 36), dtype=np.uint8)
     action_space = gym.spaces.Discrete(2)
@@ -186,22 +186,26 @@ class TinyFrames(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self.t = 0
-        return self._frame(), {}
+        self.stack = np.repeat(self._frame()[None], 4, axis=0)  # reset padding repeats the first frame
+        return self.stack.copy(), {}
 
     def step(self, action):
         self.t += 1
-        return self._frame(), 1.0, self.t >= 10, False, {}
+        self.stack = np.concatenate((self.stack[1:], self._frame()[None]))
+        return self.stack.copy(), 1.0, self.t >= 10, False, {}
 
     def _frame(self):
-        frame = np.zeros((4, 36, 36), dtype=np.uint8)
-        frame[:, self.t % 36, :] = self.np_random.integers(0, 255, size=(4, 36), dtype=np.uint8)
+        frame = np.zeros((36, 36), dtype=np.uint8)
+        frame[self.t % 36, :] = self.np_random.integers(0, 255, size=36, dtype=np.uint8)
         return frame
 
 
+def frames_datamodule(**kwargs) -> OffPolicyDataModule:
+    return OffPolicyDataModule(env_id=None, env_fn=TinyFrames, n_envs=2, buffer_size=100, **kwargs)
+
+
 def test_image_observations_are_lz4_compressed_in_checkpoints_and_restored_exactly():
-    dm = attach(
-        OffPolicyDataModule(env_id=None, env_fn=TinyFrames, n_envs=2, buffer_size=100), ConstantPolicy()
-    )
+    dm = attach(frames_datamodule(frame_store=False), ConstantPolicy())
     assert dm.env_spec["obs_dtype"] == "uint8"
     dm.collect(vector_steps=20)
     state = dm.state_dict()
@@ -211,9 +215,71 @@ def test_image_observations_are_lz4_compressed_in_checkpoints_and_restored_exact
     compressed = sum(chunk.numel() for chunk in storage["lz4_chunks"][obs_field])
     assert compressed < 0.2 * 40 * 4 * 36 * 36  # mostly-black frames shrink > 5x
 
-    restored = attach(
-        OffPolicyDataModule(env_id=None, env_fn=TinyFrames, n_envs=2, buffer_size=100), ConstantPolicy()
-    )
+    restored = attach(frames_datamodule(frame_store=False), ConstantPolicy())
     restored.load_state_dict(state)
     everything = torch.arange(40)
     assert torch.equal(restored.buffer.get(everything)[keys.OBS], dm.buffer.get(everything)[keys.OBS])
+
+
+def test_stacked_frames_are_stored_once_and_decoded_on_sample():
+    raw = attach(frames_datamodule(frame_store=False, learning_starts=0, batch_size=8), ConstantPolicy())
+    dm = attach(frames_datamodule(learning_starts=0, batch_size=8), ConstantPolicy())  # on by default
+    assert dm.frames is not None
+    for module in (raw, dm):
+        module.collect(vector_steps=20)  # 2 envs x 2 episodes of 10 steps, same seeds
+    # per episode: 1 reset frame + 10 new ones; the buffer holds (k,) frame ids
+    assert dm.frames.stats()["frames_stored"] == 2 * 2 * 11
+    assert dm.buffer.get(torch.arange(40))[keys.OBS].shape == (40, 4)
+    batch = dm.sample()
+    expected = raw.buffer.get(batch[keys.INDEX])  # the same transitions at the same storage slots
+    assert batch[keys.OBS].dtype == torch.uint8 and batch[keys.OBS].shape == (8, 4, 36, 36)
+    assert torch.equal(batch[keys.OBS], expected[keys.OBS])
+    assert torch.equal(batch[keys.NEXT_OBS], expected[keys.NEXT_OBS])
+    assert dm.metrics()["buffer/dedup_ratio"] == pytest.approx(2 * 4 * 40 / 44)
+
+    restored = attach(frames_datamodule(learning_starts=0, batch_size=8), ConstantPolicy())
+    restored.load_state_dict(dm.state_dict())
+    again, restored_again = dm.sample(), restored.sample()
+    assert torch.equal(again[keys.OBS], restored_again[keys.OBS])
+    assert torch.equal(again[keys.NEXT_OBS], restored_again[keys.NEXT_OBS])
+
+
+def test_items_whose_frames_were_overwritten_are_evicted_not_decoded():
+    raw = attach(frames_datamodule(frame_store=False, learning_starts=0, batch_size=4), ConstantPolicy())
+    dm = frames_datamodule(learning_starts=0, batch_size=4)
+    dm._frame_store_capacity = 16  # a ring far smaller than the 40 transitions' 44 frames
+    attach(dm, ConstantPolicy())
+    for module in (raw, dm):
+        module.collect(vector_steps=20)
+    for _ in range(5):
+        batch = dm.sample()
+        assert torch.equal(batch[keys.OBS], raw.buffer.get(batch[keys.INDEX])[keys.OBS])
+    assert dm.buffer.stats()["evicted_manual"] > 0
+
+
+def test_frame_store_needs_stacked_observations():
+    with pytest.raises(ValueError, match="frame_store needs stacked observations"):
+        OffPolicyDataModule(env_id="CartPole-v1", frame_store=True)
+
+
+def test_each_rank_saves_its_replay_to_a_directory_and_reloads_it(tmp_path):
+    def rank1_of_2(**kwargs):
+        dm = frames_datamodule(learning_starts=0, batch_size=8, replay_dir=str(tmp_path), **kwargs)
+        attach(dm, ConstantPolicy(), rank=1, world_size=2)
+        dm.trainer.log_dir = dm.trainer.default_root_dir = str(tmp_path)
+        return dm
+
+    dm = rank1_of_2()
+    dm.collect(vector_steps=20)
+    state = dm.state_dict()
+    assert "buffer" not in state and (tmp_path / "iter0" / "rank1" / "buffer" / "state.pt").exists()
+    expected = dm.sample()
+
+    restored = rank1_of_2()
+    restored.load_state_dict(state)
+    got = restored.sample()
+    assert torch.equal(got[keys.INDEX], expected[keys.INDEX]) and torch.equal(
+        got[keys.OBS], expected[keys.OBS]
+    )
+    with pytest.raises(ValueError, match="saved with frame_store on"):
+        rank1_of_2(frame_store=False).load_state_dict(state)

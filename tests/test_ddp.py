@@ -56,5 +56,6 @@ def test_two_rank_ddp_keeps_replicas_in_sync_with_separate_collectors(tmp_path):
     last = next(tmp_path.rglob("last.ckpt"))
     state = torch.load(last, weights_only=True)["datamodule_hyper_parameters"]
     assert state["n_envs"] == 8
-    replay_files = sorted(p.name for p in (tmp_path / "replay").rglob("rank*.pt"))
-    assert "rank0.pt" in replay_files and "rank1.pt" in replay_files
+    rank_dirs = sorted(p.name for p in (tmp_path / "replay").glob("iter*/rank*"))
+    assert "rank0" in rank_dirs and "rank1" in rank_dirs
+    assert all((p / "buffer" / "state.pt").exists() for p in (tmp_path / "replay").glob("iter*/rank*"))

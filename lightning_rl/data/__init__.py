@@ -4,7 +4,12 @@
 from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.frames import FrameStore
 from lightning_rl.data.nstep import NStepTransitionBuilder
-from lightning_rl.data.offline import RandomBatchSampler, TransitionDataset, collate_transitions, collect_dataset
+from lightning_rl.data.offline import (
+    RandomBatchSampler,
+    TransitionDataset,
+    collate_transitions,
+    collect_dataset,
+)
 from lightning_rl.data.replay import PrioritizedBuffer, linear_beta
 from lightning_rl.data.sequence import SequenceBuilder, sequence_priority
 from lightning_rl.data.throttle import SampleInsertRatio
