@@ -1,11 +1,15 @@
 """Prioritized (or uniform) experience replay over preallocated tensor storage: nerveX's PrioritizedBuffer.
 
 The fast path is a thin layer over torchrl's C++ segment trees and packed tensor storage (DESIGN.md §6
-"Replay speed"). Measured on the 2-core dev VM, capacity 1e6, batch 256, 4-float observations: one
-sample+update_priority cycle ~165-200 µs here vs ~555 µs for torchrl's
-``TensorDictPrioritizedReplayBuffer``; about half is cache misses inside the C++ trees (scan ~48 µs,
-min-tree update ~22 µs), the rest the gather and Python/torch call overhead. Items are always added a
-whole vector step at a time (:meth:`PrioritizedBuffer.extend`).
+"Replay speed"). Measured with ``benchmarks/replay_buffer.py`` on the 2-core dev VM (shared, noisy),
+capacity 1e6 filled, batch 256, 4-float observations, fresh indices and priorities every cycle: one
+sample+update_priority cycle 148-169 µs vs 290-297 µs for cpprb's ``PrioritizedReplayBuffer`` and
+~535 µs for torchrl's ``TensorDictPrioritizedReplayBuffer`` in the same runs (ratio to cpprb 0.51-0.57);
+the C++ trees plus one row gather alone take ~95-100 µs, mostly cache misses (scan ~45 µs, min-tree
+update ~20 µs, sum-tree update ~7 µs), the rest is the field copies and Python/numpy/torch call
+overhead (~45 µs over ~50 calls). Items are always added a whole vector step at a time
+(:meth:`PrioritizedBuffer.extend`: ~37 µs for 8 items, ~55 µs for 256; torchrl's single-item ``add``
+costs ~240 µs).
 
 Optional features, each off unless configured, and then absent from the sample/update path: ``max_use``
 (evict an item once sampled that many times), ``max_staleness`` (evict items from policies more than
@@ -18,6 +22,7 @@ Not thread-safe: one buffer belongs to one process/thread (per-rank under DDP).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -49,6 +54,7 @@ _STATE_FILE = "state.pt"  # save(): everything but the rows, loadable with weigh
 _ROWS_FILE = "rows.bin"  # save(): the packed rows of slots [0, size), raw
 _IO_CHUNK_BYTES = 64 << 20  # save()/load() stream the rows in chunks of this size
 _MAX_REDRAWS = 16
+_INT64, _FLOAT32 = np.dtype(np.int64), np.dtype(np.float32)
 _REUSE_BINS = (("0", 0, 1), ("1", 1, 2), ("2_3", 2, 4), ("4_7", 4, 8), ("8_plus", 8, None))
 
 
@@ -59,8 +65,10 @@ class PrioritizedBuffer:
     every later batch must have the same keys, per-item shapes and dtypes. All fields of an item are
     packed into one row of a ``(capacity, row_bytes)`` uint8 tensor, each key being a strided typed view
     of it: a random sample then costs one cache miss per item instead of one per key (measured 20 vs
-    45-75 µs for 256 six-key items at capacity 1e6). Priorities live in torchrl's C++ sum/min segment
-    trees.
+    45-75 µs for 256 six-key items at capacity 1e6). On CPU the rows are also viewed as a numpy
+    structured array: a sample is one ``take`` of whole rows plus a contiguous copy of each field
+    (~12 vs ~17 µs cache-hot for six ``index_select``). Priorities live in torchrl's C++ sum/min
+    segment trees.
 
     Eviction: an evicted item is never sampled again but stays in its slot until overwritten (so
     :meth:`get` still reads it). It has priority 0 in the sum tree and +inf in the min tree (so
@@ -106,6 +114,7 @@ class PrioritizedBuffer:
             raise ValueError(f"prioritized must be a bool (True or False), got {prioritized!r}")
         self._prioritized = prioritized
         self._eps = _check_float("eps", eps, lo=0.0, lo_open=True)
+        self._alpha_f32, self._eps_f32 = np.float32(self._alpha), np.float32(self._eps)
         if seed is not None:
             seed = _check_int("seed", seed, lo=0)
         if isinstance(compress_keys, str):  # a bare "obs" means one key, not the keys "o", "b", "s"
@@ -138,7 +147,8 @@ class PrioritizedBuffer:
         self._tree_classes: tuple[type, type] | None = None
         if self._tree_default:
             self._tree_classes = segment_tree_classes()  # raises a clear ImportError if unloadable
-        self._arange: dict[int, np.ndarray] = {}
+        # Per batch size: (float64 draw buffer, its numpy view, arange, float32 masses).
+        self._draw_cache: dict[int, tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._train_iter = 0
         self._reset()
 
@@ -146,6 +156,9 @@ class PrioritizedBuffer:
     def _reset(self) -> None:
         self._rows: torch.Tensor | None = None  # (capacity, row_bytes) uint8, all fields packed
         self._leaves: list[tuple[NestedKey, torch.Tensor]] = []  # key -> (capacity, *item) view of rows
+        # CPU storage: the rows as a numpy structured array (one field per key), for the gather.
+        self._np_rows: np.ndarray | None = None
+        self._np_fields: list[tuple[NestedKey, str]] = []  # (key, structured field name)
         self._flat = True
         self._device = torch.device("cpu")
         self._cursor = 0  # next slot to write
@@ -296,7 +309,7 @@ class PrioritizedBuffer:
             return torch.empty(0, dtype=torch.int64)
         stored_priority = None
         if priority is not None and self._prioritized:
-            _, stored_priority = self._priority_arrays(torch.arange(n), priority)
+            _, stored_priority, _ = self._priority_arrays(torch.arange(n), priority)
         if self._rows is None:
             self._allocate_from(batch)
         values = self._batch_values(batch)
@@ -433,6 +446,7 @@ class PrioritizedBuffer:
         self._leaves = leaves
         self._flat = all(isinstance(k, str) for k, _ in leaves)
         self._device = rows.device
+        self._np_rows, self._np_fields = _structured_rows(rows, schema, offsets, row_bytes)
 
     def _batch_values(self, batch: TensorDictBase) -> list[torch.Tensor]:
         values = []
@@ -474,6 +488,25 @@ class PrioritizedBuffer:
             ``(B,)`` int64 storage indices and ``keys.WEIGHT`` ``(B,)`` float32 (all 1 if uniform or
             ``beta == 0``).
         """
+        # Fast path for the common call (an int and a float in range); anything else is fully validated.
+        if type(batch_size) is not int or not 1 <= batch_size <= self._live:
+            batch_size = self._check_batch_size(batch_size)
+        if type(beta) is not float or not 0.0 <= beta <= 1.0:
+            beta = _check_float("beta", beta, lo=0.0, hi=1.0)
+        self._sampled += batch_size
+        if not self._tree:
+            index = torch.randint(self._size, (batch_size,), generator=self._gen)
+            return self._gather(index.numpy(), torch.ones(batch_size, dtype=torch.float32))
+        index_np, weight_np = self._sample_tree(batch_size, beta)
+        out = self._gather(index_np, torch.from_numpy(weight_np))
+        np.add.at(self._use, index_np, 1)  # counts duplicates, unlike use[index] += 1
+        if self._max_use is not None:
+            used_up = index_np[self._use[index_np] >= self._max_use]
+            if used_up.size:
+                self._evicted_max_use += self._kill(np.unique(used_up))
+        return out
+
+    def _check_batch_size(self, batch_size: Any) -> int:
         batch_size = _check_int("batch_size", batch_size, lo=1)
         if batch_size > self._live:
             if self._live == 0:
@@ -485,19 +518,7 @@ class PrioritizedBuffer:
                 f"batch_size must be <= num_sampleable = {self._live} (stored, not evicted; "
                 f"len {self._size}), got {batch_size}"
             )
-        beta = _check_float("beta", beta, lo=0.0, hi=1.0)
-        self._sampled += batch_size
-        if not self._tree:
-            index = torch.randint(self._size, (batch_size,), generator=self._gen)
-            return self._gather(index, torch.ones(batch_size, dtype=torch.float32))
-        index_np, weight_np = self._sample_tree(batch_size, beta)
-        out = self._gather(torch.from_numpy(index_np), torch.from_numpy(weight_np))
-        np.add.at(self._use, index_np, 1)  # counts duplicates, unlike use[index] += 1
-        if self._max_use is not None:
-            used_up = index_np[self._use[index_np] >= self._max_use]
-            if used_up.size:
-                self._evicted_max_use += self._kill(np.unique(used_up))
-        return out
+        return batch_size
 
     def get(self, index: torch.Tensor) -> TensorDictBase:
         """Items at storage indices ``index`` (N,) int64, e.g. ``torch.arange(len(buffer))`` for all
@@ -508,30 +529,45 @@ class PrioritizedBuffer:
         index = torch.as_tensor(index, dtype=torch.int64)
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self._size):
             raise IndexError(f"index must be in [0, len(buffer) = {self._size}), got {index.tolist()}")
-        return self._gather(index, torch.ones(index.shape[0], dtype=torch.float32))
+        index = index.cpu().contiguous()
+        return self._gather(index.numpy(), torch.ones(index.shape[0], dtype=torch.float32))
 
     def _sample_tree(self, batch_size: int, beta: float) -> tuple[np.ndarray, np.ndarray]:
         size = self._size
-        arange = self._arange.get(batch_size)
-        if arange is None:
-            arange = self._arange[batch_size] = np.arange(batch_size, dtype=np.float64)
+        cache = self._draw_cache.get(batch_size)
+        if cache is None:
+            draw = torch.empty(batch_size, dtype=torch.float64)
+            cache = (
+                draw,
+                draw.numpy(),
+                np.arange(batch_size, dtype=np.float64),
+                np.empty(batch_size, dtype=np.float32),
+            )
+            self._draw_cache[batch_size] = cache
+        draw, draws, arange, mass = cache
         total = self._sum_tree.query(0, size)
+        # Into a preallocated buffer: the same numbers as torch.rand(..., generator), ~2 µs cheaper.
+        draw.uniform_(generator=self._gen)
+        # mass = ((arange + draws) * (total / batch_size)) as float32, without temporaries.
+        np.add(draws, arange, out=draws)
+        np.multiply(draws, total / batch_size, out=mass, casting="same_kind")
         # Numpy overloads of the tree calls: ~2x cheaper than the torch ones for small batches.
-        draws = torch.rand(batch_size, generator=self._gen, dtype=torch.float64).numpy()
-        mass = ((arange + draws) * (total / batch_size)).astype(np.float32)
         index = self._sum_tree.scan_lower_bound(mass)
         if self._live == size:
             # Nothing evicted: only fp32 rounding pushing a draw past the total mass can go wrong
-            # (scan returns >= size); the last item is the one that mass belongs to.
-            np.minimum(index, size - 1, out=index)
+            # (scan returns >= size); the last item is the one that mass belongs to. Stratified masses
+            # are non-decreasing and so are their indices: the last one is the largest.
+            if index[-1] >= size:
+                np.minimum(index, size - 1, out=index)
         else:
             self._redraw_evicted(index, total)
         if not self._prioritized or beta == 0.0:
             weight = np.ones(batch_size, dtype=np.float32)
         else:
-            priority = self._sum_tree[index]
-            p_min = np.float32(self._min_tree.query(0, size))  # over live items: evicted ones are +inf
-            weight = np.power(priority / p_min, np.float32(-beta), dtype=np.float32)
+            weight = self._sum_tree[index]
+            # Python floats are weak scalars (NEP 50): the arithmetic stays float32.
+            np.divide(weight, self._min_tree.query(0, size), out=weight)  # min over live items
+            np.power(weight, -beta, out=weight)
         return index, weight
 
     def _redraw_evicted(self, index: np.ndarray, total: float) -> None:
@@ -554,21 +590,29 @@ class PrioritizedBuffer:
         below = np.searchsorted(live, np.minimum(index[bad], size - 1), side="right") - 1
         index[bad] = live[np.maximum(below, 0)]
 
-    def _gather(self, index: torch.Tensor, weight: torch.Tensor) -> TensorDictBase:
-        if self._device.type != "cpu":
-            index = index.to(self._device, non_blocking=True)
-            weight = weight.to(self._device, non_blocking=True)
+    def _gather(self, index: np.ndarray, weight: torch.Tensor) -> TensorDictBase:
+        """Items at ``index`` (``(B,)`` int64 numpy, in ``[0, size)``) with ``weight`` (``(B,)`` float32)."""
         n = torch.Size([index.shape[0]])
-        # index_select from each strided view: the first key misses the item's row, the rest hit cache.
+        index_t = torch.from_numpy(index)
+        if self._np_rows is not None:
+            # One take of whole packed rows (one cache miss per item), then a contiguous copy of each
+            # field out of that small block: ~2x cheaper than an index_select per key.
+            block = self._np_rows.take(index)
+            values = {key: torch.from_numpy(block[name].copy()) for key, name in self._np_fields}
+        else:  # device storage, or dtypes numpy lacks: index_select from each strided view
+            if self._device.type != "cpu":
+                index_t = index_t.to(self._device, non_blocking=True)
+                weight = weight.to(self._device, non_blocking=True)
+            values = {key: torch.index_select(store, 0, index_t) for key, store in self._leaves}
         if self._flat:
-            out = {key: torch.index_select(store, 0, index) for key, store in self._leaves}
-            out[keys.INDEX] = index
+            out = values
+            out[keys.INDEX] = index_t
             out[keys.WEIGHT] = weight
             return new_flat_tensordict(out, n)
         result = TensorDict(batch_size=n)
-        for key, store in self._leaves:
-            result.set(key, torch.index_select(store, 0, index))
-        result.set(keys.INDEX, index)
+        for key, value in values.items():
+            result.set(key, value)
+        result.set(keys.INDEX, index_t)
         result.set(keys.WEIGHT, weight)
         return result
 
@@ -591,32 +635,76 @@ class PrioritizedBuffer:
         """
         if not self._prioritized:
             return
-        idx, stored = self._priority_arrays(index, priority)
+        idx, stored, p_hi = self._priority_arrays(index, priority)
         if idx.size == 0:
             return
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= self._capacity:
+        size = self._size
+        # One reduction checks both bounds: negative indices are huge as uint64.
+        hi = int(idx.view(np.uint64).max())
+        if hi >= self._capacity:
+            lo, hi = int(idx.min()), int(idx.max())
             raise ValueError(f"index values must be in [0, capacity={self._capacity}), got min {lo} max {hi}")
-        if self._use is None or self._size == 0:
+        if self._use is None or size == 0:
             return
         # use == 0: not sampled since (over)written, so the update is for an item no longer there.
-        keep = (idx < self._size) & (self._use[idx] > 0)
-        if self._live < self._size:
-            keep &= self._sum_tree[idx] > 0
-        if not keep.all():
+        if hi < size and self._live == size:  # the usual case: only the use counts can drop updates
+            keep = None if self._use[idx].min() > 0 else self._use[idx] > 0
+        else:
+            keep = (idx < size) & (self._use[idx] > 0)
+            if self._live < size:
+                keep &= self._sum_tree[idx] > 0
+            if keep.all():
+                keep = None
+        if keep is not None:
             idx = idx[keep]
             stored = stored[keep]
             if idx.size == 0:
                 return
+            p_hi = float(stored.max())
         self._sum_tree.update(idx, stored)
         self._min_tree.update(idx, stored)
-        p_hi = float(stored.max())
         if p_hi > self._max_priority:
             self._max_priority = p_hi
 
-    def _priority_arrays(self, index: torch.Tensor, priority: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Validate and convert to CPU numpy: ``(int64 indices, float32 (priority + eps) ** alpha)``."""
-        # Conversions only when needed: this runs every training step (~1 µs per skipped torch call).
+    def _priority_arrays(
+        self, index: torch.Tensor, priority: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Validate and convert to CPU numpy: ``(int64 indices, float32 (priority + eps) ** alpha, max of
+        those)`` (the max is ``-inf`` for no items)."""
+        # This runs every training step: the usual call (1-D CPU int64 / float32 tensors) converts
+        # straight to numpy; anything else goes through the general conversions.
+        # (numpy's attribute checks are cheaper than torch's; .numpy() refuses device tensors and
+        # tensors requiring grad.)
+        idx = prio = None
+        if type(index) is torch.Tensor and type(priority) is torch.Tensor:
+            with contextlib.suppress(TypeError, RuntimeError):
+                idx, prio = index.numpy(), priority.numpy()
+        if (
+            idx is None
+            or not idx.flags.c_contiguous  # the C++ trees read the raw buffer, ignoring strides
+            or idx.dtype is not _INT64
+            or prio.dtype is not _FLOAT32
+            or idx.ndim != 1
+            or prio.ndim != 1
+            or idx.shape[0] != prio.shape[0]
+        ):
+            idx, prio = self._convert_priority_args(index, priority)
+        if prio.size == 0:
+            return idx, prio, -math.inf
+        p_lo = float(prio.min())
+        if not p_lo >= 0.0:  # also catches NaN
+            raise ValueError(f"priority must be finite and >= 0 (|td error|), got min {p_lo}")
+        stored = np.add(prio, self._eps_f32)
+        np.power(stored, self._alpha_f32, out=stored)
+        p_hi = float(stored.max())
+        if not math.isfinite(p_hi):
+            raise ValueError(f"priority must be finite, got max {float(prio.max())}")
+        return idx, stored, p_hi
+
+    @staticmethod
+    def _convert_priority_args(index: Any, priority: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(index, priority)`` of any kind (tensors of any dtype, shape or device, sequences) as
+        ``(N,)`` int64 and float32 CPU numpy arrays."""
         if not isinstance(index, torch.Tensor):
             index = torch.as_tensor(index)
         if not isinstance(priority, torch.Tensor):
@@ -633,16 +721,7 @@ class PrioritizedBuffer:
         idx = _index_array(index, "index")
         if priority.dtype is not torch.float32 or not priority.is_cpu:
             priority = priority.to("cpu", torch.float32)
-        prio = priority.numpy()
-        if prio.size == 0:
-            return idx, prio
-        p_lo = float(prio.min())
-        if not p_lo >= 0.0:  # also catches NaN
-            raise ValueError(f"priority must be finite and >= 0 (|td error|), got min {p_lo}")
-        stored = np.power(prio + np.float32(self._eps), np.float32(self._alpha), dtype=np.float32)
-        if not math.isfinite(float(stored.max())):
-            raise ValueError(f"priority must be finite, got max {float(prio.max())}")
-        return idx, stored
+        return idx, priority.numpy()
 
     def evict(self, index: torch.Tensor) -> int:
         """Evict the items at storage indices ``index`` (``(N,)`` integers, any device): they are never
@@ -1239,6 +1318,30 @@ def _layout(schema: Schema) -> tuple[list[int], int]:
     return offsets, max(align, -(-row_bytes // align) * align)
 
 
+def _structured_rows(
+    rows: torch.Tensor, schema: Schema, offsets: list[int], row_bytes: int
+) -> tuple[np.ndarray | None, list[tuple[NestedKey, str]]]:
+    """The packed ``(capacity, row_bytes)`` rows as a ``(capacity,)`` numpy structured array whose field
+    ``f{i}`` is key ``i`` (typed, with its per-item shape), sharing memory with ``rows``, and
+    ``[(key, field name)]``; ``(None, [])`` where numpy cannot view them (device storage, a dtype numpy
+    lacks such as bfloat16, zero-size items). ``take`` on it gathers whole rows in one cheap call."""
+    if rows.device.type != "cpu":
+        return None, []
+    names, formats = [], []
+    for i, (_, shape, dtype) in enumerate(schema):
+        try:
+            np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+        except (TypeError, RuntimeError):
+            return None, []
+        if math.prod(shape) == 0:
+            return None, []
+        names.append(f"f{i}")
+        formats.append((np_dtype, shape) if shape else np_dtype)
+    struct = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": row_bytes})
+    structured = rows.numpy().view(struct).reshape(rows.shape[0])
+    return structured, [(key, name) for (key, _, _), name in zip(schema, names, strict=True)]
+
+
 def _memmap_rows(directory: Path, capacity: int, row_bytes: int) -> torch.Tensor:
     """``(capacity, row_bytes)`` uint8 CPU tensor backed by a new file in ``directory``.
 
@@ -1257,12 +1360,13 @@ def _memmap_rows(directory: Path, capacity: int, row_bytes: int) -> torch.Tensor
 
 
 def _index_array(values: torch.Tensor, name: str) -> np.ndarray:
-    """``(N,)`` integer tensor ``name`` (any integer dtype, any device) as CPU int64 numpy."""
+    """``(N,)`` integer tensor ``name`` (any integer dtype, any device) as contiguous CPU int64 numpy
+    (the C++ trees read the raw buffer: a strided view would be misread)."""
     if values.dtype is not torch.int64 or not values.is_cpu:
         if values.dtype.is_floating_point or values.dtype is torch.bool or values.dtype.is_complex:
             raise ValueError(f"{name} must be an integer tensor, got dtype {values.dtype}")
         values = values.to("cpu", torch.int64)
-    return values.numpy()
+    return np.ascontiguousarray(values.numpy())
 
 
 def _describe(x: Any) -> str:
