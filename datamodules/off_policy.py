@@ -237,9 +237,18 @@ class OffPolicyDataModule(EnvDataModule):
             if not self._warmed_up():
                 continue
             for _ in range(hp.gradient_steps):
-                if self.buffer.num_sampleable < hp.batch_size:  # max_use / max_staleness evicted too much
+                if self._starved():
                     break
                 yield self.sample()
+
+    def _starved(self) -> bool:
+        """Too few live items for a batch (max_use / max_staleness evicted them): collect first. Ranks
+        decide together, since their buffers differ and DDP needs the same number of steps on each."""
+        hp = self.hparams
+        starved = self.buffer.num_sampleable < hp.batch_size
+        if self.world_size > 1 and (hp.max_use is not None or hp.max_staleness is not None):
+            starved = self.trainer.strategy.reduce_boolean_decision(starved, all=False)
+        return starved
 
     def _iter_async(self) -> Iterator[TensorDict]:
         """Batches sampled while the background thread collects; stops at the env-step budget."""

@@ -283,3 +283,18 @@ def test_each_rank_saves_its_replay_to_a_directory_and_reloads_it(tmp_path):
     )
     with pytest.raises(ValueError, match="saved with frame_store on"):
         rank1_of_2(frame_store=False).load_state_dict(state)
+
+
+def test_max_use_starves_the_stream_until_more_is_collected():
+    dm = attach(
+        short_cartpole(max_use=1, learning_starts=0, train_freq=4, gradient_steps=10), ConstantPolicy()
+    )
+    stream = iter(dm.train_dataloader())
+    seen: set[int] = set()
+    for _ in range(30):
+        batch = next(stream)
+        index = set(batch[keys.INDEX].tolist())
+        assert not index & seen  # an item is never sampled again once used up
+        seen |= index
+    assert dm.buffer.stats()["evicted_max_use"] == len(seen)
+    assert dm.env_steps >= len(seen)  # collection went on whenever fewer than a batch were left
