@@ -39,6 +39,8 @@ class EnvDataModule(pl.LightningDataModule):
         eval_seed: reset seed of evaluation envs; the same seed every time makes evaluations comparable.
     """
 
+    x_axis = "env_steps"  # the counter learning curves are plotted against (wandb's step metric)
+
     def __init__(
         self,
         env_id: str | None = "CartPole-v1",

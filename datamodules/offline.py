@@ -40,6 +40,8 @@ class OfflineDataModule(EnvDataModule):
         batch_size: transitions per gradient step.
     """
 
+    x_axis = "train_iter"  # no env steps are taken
+
     def __init__(
         self,
         dataset_dir: str,

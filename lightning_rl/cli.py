@@ -135,7 +135,8 @@ class RLCLI(LightningCLI):
             root = config.get("default_root_dir") or "runs"
             # flush every write: RL metrics arrive every `log_interval` updates, and a killed run keeps them
             csv_logger = CSVLogger(save_dir=root, name="csv", flush_logs_every_n_steps=1)
-            config["logger"] = [csv_logger, RLWandbLogger(save_dir=root)]
+            x_axis = self.datamodule.x_axis  # env_steps, or train_iter for offline data
+            config["logger"] = [csv_logger, RLWandbLogger(save_dir=root, step_metric=x_axis)]
         callbacks = list(config.get("callbacks") or [])
         if config.get("enable_checkpointing") is not False and not _has(callbacks, ModelCheckpoint):
             # The stream never ends an epoch: save last.ckpt (with the replay buffer) every N updates.

@@ -84,10 +84,13 @@ def test_wandb_runs_offline_without_an_account(tmp_path, monkeypatch):
     loggers = {type(logger).__name__: logger for logger in cli.trainer.loggers}
     assert set(loggers) == {"CSVLogger", "RLWandbLogger"}
     assert loggers["RLWandbLogger"].experiment.settings.mode == "offline"
+    assert loggers["RLWandbLogger"].step_metric == "env_steps"  # the x-axis of online RL curves
     assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline wandb run directory was written"
     wandb.finish()
     with pytest.raises(ValueError, match=r"mode must be one of \['online', 'offline', 'disabled'\]"):
         RLWandbLogger(mode="cloud")
+    with pytest.raises(ValueError, match=r"step_metric must be one of \['env_steps', 'train_iter'\]"):
+        RLWandbLogger(step_metric="global_step")
 
 
 def test_validate_evaluates_a_saved_checkpoint(finished_run, tmp_path):

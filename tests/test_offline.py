@@ -27,6 +27,7 @@ from lightning_rl.data.offline import (
 from lightning_rl.datamodules import OfflineDataModule, OffPolicyDataModule
 from lightning_rl.entry import serial_pipeline
 from lightning_rl.envs import probe_env_spec, resolve_env_factory
+from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import DQN
 
 OFFLINE_CONFIG = str(REPO / "configs" / "cartpole_dqn_offline.yaml")
@@ -251,3 +252,22 @@ def test_offline_dqn_learns_cartpole_from_the_collected_dataset(collected, tmp_p
     assert cli.model.hparams.cql_alpha == 1.0  # plain DQN (0) ended at 202 on seed 2
     # seed 0: the last of 20 evaluations (every 250 updates) 449, the best 500
     assert evaluator.last_return >= 400, (evaluator.last_return, evaluator.best_return)
+
+
+def test_offline_runs_plot_against_train_iter(written, tmp_path, monkeypatch):
+    import wandb
+
+    path, _ = written
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    cli = RLCLI(
+        args=[
+            "--config",
+            OFFLINE_CONFIG,
+            f"--data.init_args.dataset_dir={path}",
+            f"--trainer.default_root_dir={tmp_path}",
+        ],
+        run=False,
+    )
+    wandb_logger = next(logger for logger in cli.trainer.loggers if isinstance(logger, RLWandbLogger))
+    assert wandb_logger.step_metric == "train_iter"  # offline data takes no env steps
+    wandb.finish()
