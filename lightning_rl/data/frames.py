@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lightning_rl.utils.checks import describe
+
 __all__ = ["FrameStore"]
 
 _FORMAT = "lightning_rl.FrameStore"
@@ -333,7 +335,7 @@ class FrameStore:
 
     def _check_ids(self, ids: Tensor) -> np.ndarray:
         if not isinstance(ids, Tensor) or ids.dtype != torch.int64 or ids.device.type != "cpu":
-            raise ValueError(f"ids must be an int64 CPU tensor, got {_describe(ids)}")
+            raise ValueError(f"ids must be an int64 CPU tensor, got {describe(ids)}")
         return ids.detach().reshape(-1).numpy()
 
     # ------------------------------------------------------------------ availability and history
@@ -363,7 +365,7 @@ class FrameStore:
             or tuple(env_mask.shape) != (self._n_envs,)
         ):
             raise ValueError(
-                f"env_mask must be a bool tensor of shape ({self._n_envs},), got {_describe(env_mask)}"
+                f"env_mask must be a bool tensor of shape ({self._n_envs},), got {describe(env_mask)}"
             )
         self._has_last[env_mask.cpu().numpy()] = False
 
@@ -484,7 +486,7 @@ class FrameStore:
             if state.get(name) is not None:
                 raise ValueError(
                     f"frame store state: {name!r} must be None when 'compress' is {self._compress} and "
-                    f"'frame_shape' is {frame_shape!r}, got {_describe(state.get(name))}"
+                    f"'frame_shape' is {frame_shape!r}, got {describe(state.get(name))}"
                 )
         new = FrameStore(self._capacity, self._n_envs, self._compress)
         if frame_shape is None:
@@ -556,7 +558,7 @@ class FrameStore:
         payload = state.get("payload")
         if not (isinstance(payload, Tensor) and payload.dtype == torch.uint8 and payload.dim() == 1):
             raise ValueError(
-                f"frame store state: 'payload' must be a 1-D uint8 tensor, got {_describe(payload)}"
+                f"frame store state: 'payload' must be a 1-D uint8 tensor, got {describe(payload)}"
             )
         if payload.numel() != int(nbytes.sum()):
             raise ValueError(
@@ -599,12 +601,6 @@ def _state_tensor(state: dict[str, Any], name: str, dtype: torch.dtype, shape: t
     if not isinstance(value, Tensor) or value.dtype != dtype or tuple(value.shape) != tuple(shape):
         raise ValueError(
             f"frame store state: {name!r} must be a {dtype} tensor of shape {tuple(shape)}, "
-            f"got {_describe(value)}"
+            f"got {describe(value)}"
         )
     return value
-
-
-def _describe(x: Any) -> str:
-    if isinstance(x, Tensor):
-        return f"tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device})"
-    return type(x).__name__

@@ -23,10 +23,8 @@ Not thread-safe: one buffer belongs to one process/thread (per-rank under DDP).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
-import tempfile
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,18 +35,27 @@ import torch
 from tensordict import TensorDict, TensorDictBase, is_non_tensor
 
 from lightning_rl import keys
+from lightning_rl.data._packed_rows import NestedKey, Schema, memmap_rows, row_layout, structured_rows
+from lightning_rl.data._replay_checks import (
+    RESERVED_KEYS,
+    LoadedState,
+    StateReader,
+    checked_float,
+    checked_int,
+    index_array,
+    normalize_key,
+    read_schema,
+)
 from lightning_rl.data._torchrl_compat import new_flat_tensordict, segment_tree_classes
+from lightning_rl.utils.checks import describe
 from lightning_rl.utils.compression import lz4_compress_chunks, lz4_decompress_chunks
 from lightning_rl.utils.io import atomic_directory
 
 __all__ = ["PrioritizedBuffer", "linear_beta"]
 
-NestedKey = str | tuple[str, ...]
-Schema = list[tuple[NestedKey, tuple[int, ...], torch.dtype]]  # [(key, per-item shape, dtype)]
 
 _FORMAT = "lightning_rl.PrioritizedBuffer"
 _VERSION = 2
-_RESERVED = (keys.INDEX, keys.WEIGHT)
 _STORAGES = ("memory", "memmap")
 _STATE_FILE = "state.pt"  # save(): everything but the rows, loadable with weights_only=True
 _ROWS_FILE = "rows.bin"  # save(): the packed rows of slots [0, size), raw
@@ -108,21 +115,21 @@ class PrioritizedBuffer:
         storage: Literal["memory", "memmap"] = "memory",
         memmap_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        self._capacity = _check_int("capacity", capacity, lo=1)
-        self._alpha = _check_float("alpha", alpha, lo=0.0)
+        self._capacity = checked_int("capacity", capacity, lo=1)
+        self._alpha = checked_float("alpha", alpha, lo=0.0)
         if not isinstance(prioritized, bool):
             raise ValueError(f"prioritized must be a bool (True or False), got {prioritized!r}")
         self._prioritized = prioritized
-        self._eps = _check_float("eps", eps, lo=0.0, lo_open=True)
+        self._eps = checked_float("eps", eps, lo=0.0, lo_open=True)
         self._alpha_f32, self._eps_f32 = np.float32(self._alpha), np.float32(self._eps)
         if seed is not None:
-            seed = _check_int("seed", seed, lo=0)
+            seed = checked_int("seed", seed, lo=0)
         if isinstance(compress_keys, str):  # a bare "obs" means one key, not the keys "o", "b", "s"
             compress_keys = [compress_keys]
-        self._compress_keys = tuple(_normalize_key(k, "compress_keys") for k in compress_keys)
-        self._max_use = None if max_use is None else _check_int("max_use", max_use, lo=1)
+        self._compress_keys = tuple(normalize_key(k, "compress_keys") for k in compress_keys)
+        self._max_use = None if max_use is None else checked_int("max_use", max_use, lo=1)
         self._max_staleness = (
-            None if max_staleness is None else _check_int("max_staleness", max_staleness, lo=0)
+            None if max_staleness is None else checked_int("max_staleness", max_staleness, lo=0)
         )
         if storage not in _STORAGES:
             raise ValueError(f"storage must be one of {_STORAGES}, got {storage!r}")
@@ -236,7 +243,7 @@ class PrioritizedBuffer:
 
     @train_iter.setter
     def train_iter(self, value: int) -> None:
-        value = _check_int("train_iter", value, lo=0)
+        value = checked_int("train_iter", value, lo=0)
         if value < self._train_iter:
             raise ValueError(f"train_iter must not decrease: it is {self._train_iter}, got {value}")
         if value != self._train_iter:
@@ -273,7 +280,7 @@ class PrioritizedBuffer:
             raise ValueError(f"item must be a TensorDict with batch_size [], got {got}")
         prio = None
         if priority is not None:
-            prio = torch.tensor([_check_float("priority", priority, lo=0.0)], dtype=torch.float32)
+            prio = torch.tensor([checked_float("priority", priority, lo=0.0)], dtype=torch.float32)
         return int(self.extend(item.unsqueeze(0), prio, policy_iter)[0])
 
     def extend(
@@ -368,12 +375,12 @@ class PrioritizedBuffer:
         if policy_iter is None:
             return np.full(n, self._train_iter, dtype=np.int64)
         if not isinstance(policy_iter, torch.Tensor):
-            return np.full(n, _check_int("policy_iter", policy_iter, lo=0), dtype=np.int64)
+            return np.full(n, checked_int("policy_iter", policy_iter, lo=0), dtype=np.int64)
         if tuple(policy_iter.shape) != (n,):
             raise ValueError(
                 f"policy_iter must be an int or ({n},) integers, got shape {tuple(policy_iter.shape)}"
             )
-        values = _index_array(policy_iter, "policy_iter")
+        values = index_array(policy_iter, "policy_iter")
         if n and int(values.min()) < 0:
             raise ValueError(f"policy_iter must be >= 0, got min {int(values.min())}")
         return values
@@ -396,7 +403,7 @@ class PrioritizedBuffer:
         leaf_keys = list(batch.keys(include_nested=True, leaves_only=True))
         if not leaf_keys:
             raise ValueError("batch has no tensor entries to store")
-        normalized = [_normalize_key(k, "batch key") for k in leaf_keys]
+        normalized = [normalize_key(k, "batch key") for k in leaf_keys]
         for ck in self._compress_keys:
             if ck not in normalized:
                 raise ValueError(
@@ -415,14 +422,14 @@ class PrioritizedBuffer:
     def _allocate(self, schema: Schema, device: torch.device) -> None:
         """Allocate the packed rows for ``schema``, the field views and the per-slot arrays."""
         for key, _, _ in schema:
-            if key in _RESERVED:
+            if key in RESERVED_KEYS:
                 raise ValueError(
                     f"batch must not contain the key {key!r}: sample() adds it (keys.INDEX / keys.WEIGHT)"
                 )
-        offsets, row_bytes = _layout(schema)
+        offsets, row_bytes = row_layout(schema)
         cap = self._capacity
         if self._storage == "memmap":
-            rows = _memmap_rows(self._memmap_dir, cap, row_bytes)
+            rows = memmap_rows(self._memmap_dir, cap, row_bytes)
         else:
             # torch.empty: pages are only touched when written, so a huge capacity costs no time up
             # front. Unwritten slots are never read (indices < size only), so no initialization.
@@ -446,7 +453,7 @@ class PrioritizedBuffer:
         self._leaves = leaves
         self._flat = all(isinstance(k, str) for k, _ in leaves)
         self._device = rows.device
-        self._np_rows, self._np_fields = _structured_rows(rows, schema, offsets, row_bytes)
+        self._np_rows, self._np_fields = structured_rows(rows, schema, offsets, row_bytes)
 
     def _batch_values(self, batch: TensorDictBase) -> list[torch.Tensor]:
         values = []
@@ -492,7 +499,7 @@ class PrioritizedBuffer:
         if type(batch_size) is not int or not 1 <= batch_size <= self._live:
             batch_size = self._check_batch_size(batch_size)
         if type(beta) is not float or not 0.0 <= beta <= 1.0:
-            beta = _check_float("beta", beta, lo=0.0, hi=1.0)
+            beta = checked_float("beta", beta, lo=0.0, hi=1.0)
         self._sampled += batch_size
         if not self._tree:
             index = torch.randint(self._size, (batch_size,), generator=self._gen)
@@ -507,7 +514,7 @@ class PrioritizedBuffer:
         return out
 
     def _check_batch_size(self, batch_size: Any) -> int:
-        batch_size = _check_int("batch_size", batch_size, lo=1)
+        batch_size = checked_int("batch_size", batch_size, lo=1)
         if batch_size > self._live:
             if self._live == 0:
                 raise ValueError(
@@ -718,7 +725,7 @@ class PrioritizedBuffer:
                 f"priority must have one element per index: expected {index.shape[0]}, "
                 f"got {priority.shape[0]}"
             )
-        idx = _index_array(index, "index")
+        idx = index_array(index, "index")
         if priority.dtype is not torch.float32 or not priority.is_cpu:
             priority = priority.to("cpu", torch.float32)
         return idx, priority.numpy()
@@ -736,7 +743,7 @@ class PrioritizedBuffer:
         """
         if not isinstance(index, torch.Tensor):
             index = torch.as_tensor(index)
-        idx = _index_array(index.reshape(-1), "index")
+        idx = index_array(index.reshape(-1), "index")
         if idx.size == 0:
             return 0
         lo, hi = int(idx.min()), int(idx.max())
@@ -866,7 +873,7 @@ class PrioritizedBuffer:
             data, chunks, per_chunk = [], [], []
             for key, store in self._leaves:
                 filled = store[: self._size]
-                if _normalize_key(key, "key") in self._compress_keys:
+                if normalize_key(key, "key") in self._compress_keys:
                     c, k = lz4_compress_chunks(filled)  # copies chunk by chunk, never the whole field
                     data.append(None)
                     chunks.append(c)
@@ -978,7 +985,7 @@ class PrioritizedBuffer:
             return None
         names, shapes, dtypes = [], [], []
         for key, store in self._leaves:
-            nkey = _normalize_key(key, "key")
+            nkey = normalize_key(key, "key")
             names.append([nkey] if isinstance(nkey, str) else list(nkey))
             shapes.append(list(store.shape[1:]))
             dtypes.append(str(store.dtype).removeprefix("torch."))
@@ -1009,8 +1016,8 @@ class PrioritizedBuffer:
             if storage is not None:
                 raise ValueError("replay state: 'storage' must be None when 'size' is 0")
             return None
-        schema = _read_schema(storage)
-        _, row_bytes = _layout(schema)
+        schema = read_schema(storage)
+        _, row_bytes = row_layout(schema)
         saved_row_bytes, crc = storage.get("row_bytes"), storage.get("rows_crc32")
         if saved_row_bytes != row_bytes or not isinstance(crc, int):
             raise ValueError(
@@ -1034,9 +1041,9 @@ class PrioritizedBuffer:
             raise ValueError(f"replay directory {directory}: {_ROWS_FILE} is corrupt (CRC-32 mismatch)")
         return schema
 
-    def _read_state(self, state: Any) -> _Loaded:
+    def _read_state(self, state: Any) -> LoadedState:
         """Validate everything in ``state`` but the storage; nothing is changed."""
-        r = _StateReader(state)
+        r = StateReader(state)
         if r.get("format", str) != _FORMAT:
             raise ValueError(f"replay state: 'format' must be {_FORMAT!r}, got {state.get('format')!r}")
         if r.get("version", int) != _VERSION:
@@ -1098,7 +1105,7 @@ class PrioritizedBuffer:
             self._check_priorities(priorities, use, policy_iter, max_priority, counters["train_iter"])
         elif state.get("priorities") is not None or state.get("use_count") is not None:
             raise ValueError("replay state: 'priorities' and 'use_count' must be None when 'tree' is False")
-        return _Loaded(
+        return LoadedState(
             size=size,
             cursor=cursor,
             max_priority=max_priority,
@@ -1142,14 +1149,14 @@ class PrioritizedBuffer:
             if storage is not None:
                 raise ValueError("replay state: 'storage' must be None when 'size' is 0")
             return None
-        schema = _read_schema(storage)
+        schema = read_schema(storage)
         fields = ("data", "lz4_chunks", "lz4_items_per_chunk")
         lists = []
         for f in fields:
             v = storage.get(f)
             if not isinstance(v, list) or len(v) != len(schema):
                 raise ValueError(
-                    f"replay state: 'storage.{f}' must be a list with one entry per key, got {_describe(v)}"
+                    f"replay state: 'storage.{f}' must be a list with one entry per key, got {describe(v)}"
                 )
             lists.append(v)
         out: list[tuple[NestedKey, torch.Tensor]] = []
@@ -1159,7 +1166,7 @@ class PrioritizedBuffer:
                 if not isinstance(data, torch.Tensor) or data.dtype != dtype or tuple(data.shape) != full:
                     raise ValueError(
                         f"replay state: 'storage.data' of {key!r} must be a {dtype} tensor of shape {full}, "
-                        f"got {_describe(data)}"
+                        f"got {describe(data)}"
                     )
                 value = data
             elif chunks is not None:
@@ -1172,7 +1179,7 @@ class PrioritizedBuffer:
             out.append((key, value))
         return out
 
-    def _commit(self, loaded: _Loaded, schema: Schema | None) -> None:
+    def _commit(self, loaded: LoadedState, schema: Schema | None) -> None:
         """Replace the whole state by validated ``loaded`` (the rows are allocated, not filled)."""
         self._reset()
         if loaded.tree and not self._tree:
@@ -1214,197 +1221,12 @@ class PrioritizedBuffer:
 def linear_beta(start: float = 0.4, end: float = 1.0, steps: int = 100_000) -> Callable[[int], float]:
     """Importance-sampling exponent annealed linearly from ``start`` to ``end`` over ``steps`` steps,
     then held at ``end`` (Schaul et al. anneal beta to 1 by the end of training)."""
-    start = _check_float("start", start, lo=0.0, hi=1.0)
-    end = _check_float("end", end, lo=0.0, hi=1.0)
-    steps = _check_int("steps", steps, lo=1)
+    start = checked_float("start", start, lo=0.0, hi=1.0)
+    end = checked_float("end", end, lo=0.0, hi=1.0)
+    steps = checked_int("steps", steps, lo=1)
 
     def beta(step: int) -> float:
         frac = min(max(step, 0) / steps, 1.0)
         return start + (end - start) * frac
 
     return beta
-
-
-# ---------------------------------------------------------------------- helpers
-@dataclasses.dataclass
-class _Loaded:
-    """Validated contents of a state dict, ready to commit."""
-
-    size: int
-    cursor: int
-    max_priority: float
-    tree: bool
-    rng_state: torch.Tensor
-    counters: dict[str, int]
-    priorities: np.ndarray | None  # (size,) float32, 0 = evicted; None without a tree
-    use: np.ndarray | None  # (size,) int64; None without a tree
-    policy_iter: np.ndarray  # (size,) int64
-
-
-class _StateReader:
-    def __init__(self, state: Any) -> None:
-        if not isinstance(state, dict):
-            raise ValueError(f"replay state must be a dict, got {type(state).__name__}")
-        self.state = state
-
-    def get(self, name: str, kind: type) -> Any:
-        if name not in self.state:
-            raise ValueError(f"replay state: missing field {name!r}")
-        value = self.state[name]
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            raise ValueError(f"replay state: {name!r} must be {kind.__name__}, got {type(value).__name__}")
-        return value
-
-    def optional_int(self, name: str) -> int | None:
-        if name not in self.state:
-            raise ValueError(f"replay state: missing field {name!r}")
-        return None if self.state[name] is None else self.get(name, int)
-
-    def tensor(self, name: str, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
-        value = self.state.get(name)
-        if not isinstance(value, torch.Tensor) or value.dtype != dtype or tuple(value.shape) != shape:
-            raise ValueError(
-                f"replay state: {name!r} must be a {dtype} tensor of shape {shape}, got {_describe(value)}"
-            )
-        return value
-
-
-def _read_schema(storage: Any) -> Schema:
-    """Validate ``storage['keys' / 'shapes' / 'dtypes']`` into ``[(key, per-item shape, dtype)]``."""
-    if not isinstance(storage, dict):
-        raise ValueError(f"replay state: 'storage' must be a dict when size > 0, got {_describe(storage)}")
-    lists = []
-    for f in ("keys", "shapes", "dtypes"):
-        v = storage.get(f)
-        if not isinstance(v, list):
-            raise ValueError(f"replay state: 'storage.{f}' must be a list, got {type(v).__name__}")
-        lists.append(v)
-    if len({len(v) for v in lists}) != 1 or not lists[0]:
-        raise ValueError("replay state: 'storage.keys/shapes/dtypes' must be non-empty, of equal length")
-    schema: Schema = []
-    for name, shape, dtype_name in zip(*lists, strict=True):
-        if not (isinstance(name, list) and name and all(isinstance(p, str) for p in name)):
-            raise ValueError(f"replay state: 'storage.keys' entries must be lists of str, got {name!r}")
-        key: NestedKey = name[0] if len(name) == 1 else tuple(name)
-        if key in _RESERVED:
-            raise ValueError(f"replay state: 'storage.keys' contains the reserved key {key!r}")
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-            raise ValueError(f"replay state: 'storage.shapes' of {key!r} must list ints >= 0, got {shape!r}")
-        dtype = getattr(torch, dtype_name, None) if isinstance(dtype_name, str) else None
-        if not isinstance(dtype, torch.dtype):
-            raise ValueError(f"replay state: 'storage.dtypes' of {key!r}: not a torch dtype: {dtype_name!r}")
-        schema.append((key, tuple(shape), dtype))
-    if len({k for k, _, _ in schema}) != len(schema):
-        raise ValueError("replay state: 'storage.keys' has duplicates")
-    return schema
-
-
-def _layout(schema: Schema) -> tuple[list[int], int]:
-    """Byte offset of each field in a packed row, and the row size.
-
-    Largest itemsize first: every offset is then a multiple of its field's itemsize (itemsizes are
-    powers of two), as typed views of the byte rows require; rows are padded to the largest itemsize.
-    """
-    offsets = [0] * len(schema)
-    row_bytes = 0
-    for i in sorted(range(len(schema)), key=lambda i: -schema[i][2].itemsize):
-        _, shape, dtype = schema[i]
-        offsets[i] = row_bytes
-        row_bytes += math.prod(shape) * dtype.itemsize
-    align = max(dtype.itemsize for _, _, dtype in schema)
-    return offsets, max(align, -(-row_bytes // align) * align)
-
-
-def _structured_rows(
-    rows: torch.Tensor, schema: Schema, offsets: list[int], row_bytes: int
-) -> tuple[np.ndarray | None, list[tuple[NestedKey, str]]]:
-    """The packed ``(capacity, row_bytes)`` rows as a ``(capacity,)`` numpy structured array whose field
-    ``f{i}`` is key ``i`` (typed, with its per-item shape), sharing memory with ``rows``, and
-    ``[(key, field name)]``; ``(None, [])`` where numpy cannot view them (device storage, a dtype numpy
-    lacks such as bfloat16, zero-size items). ``take`` on it gathers whole rows in one cheap call."""
-    if rows.device.type != "cpu":
-        return None, []
-    names, formats = [], []
-    for i, (_, shape, dtype) in enumerate(schema):
-        try:
-            np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-        except (TypeError, RuntimeError):
-            return None, []
-        if math.prod(shape) == 0:
-            return None, []
-        names.append(f"f{i}")
-        formats.append((np_dtype, shape) if shape else np_dtype)
-    struct = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": row_bytes})
-    structured = rows.numpy().view(struct).reshape(rows.shape[0])
-    return structured, [(key, name) for (key, _, _), name in zip(schema, names, strict=True)]
-
-
-def _memmap_rows(directory: Path, capacity: int, row_bytes: int) -> torch.Tensor:
-    """``(capacity, row_bytes)`` uint8 CPU tensor backed by a new file in ``directory``.
-
-    The file is unlinked as soon as it is mapped: the mapping keeps it alive, the OS frees its disk
-    space when the tensor is freed, and no stray file outlives a crash. The OS pages rows out to the
-    file under memory pressure, so the buffer can exceed RAM.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="replay_rows.", suffix=".bin", dir=directory)
-    os.close(fd)
-    try:
-        flat = torch.from_file(name, shared=True, size=capacity * row_bytes, dtype=torch.uint8)
-    finally:
-        os.unlink(name)
-    return flat.view(capacity, row_bytes)
-
-
-def _index_array(values: torch.Tensor, name: str) -> np.ndarray:
-    """``(N,)`` integer tensor ``name`` (any integer dtype, any device) as contiguous CPU int64 numpy
-    (the C++ trees read the raw buffer: a strided view would be misread)."""
-    if values.dtype is not torch.int64 or not values.is_cpu:
-        if values.dtype.is_floating_point or values.dtype is torch.bool or values.dtype.is_complex:
-            raise ValueError(f"{name} must be an integer tensor, got dtype {values.dtype}")
-        values = values.to("cpu", torch.int64)
-    return np.ascontiguousarray(values.numpy())
-
-
-def _describe(x: Any) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"tensor(shape={tuple(x.shape)}, dtype={x.dtype})"
-    return type(x).__name__
-
-
-def _normalize_key(key: Any, what: str) -> NestedKey:
-    if isinstance(key, str):
-        return key
-    if isinstance(key, tuple) and key and all(isinstance(k, str) for k in key):
-        return key[0] if len(key) == 1 else key
-    raise ValueError(f"{what} entries must be str or a non-empty tuple of str, got {key!r}")
-
-
-def _check_int(name: str, value: Any, lo: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an int{'' if lo is None else f' >= {lo}'}, got {value!r}")
-    value = int(value)
-    if lo is not None and value < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {value}")
-    return value
-
-
-def _check_float(
-    name: str, value: Any, lo: float | None = None, hi: float | None = None, lo_open: bool = False
-) -> float:
-    allowed = (
-        f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-    )
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a float in {allowed}, got {value!r}")
-    value = float(value)
-    if (
-        not math.isfinite(value)
-        or (lo is not None and (value < lo or (lo_open and value == lo)))
-        or (hi is not None and value > hi)
-    ):
-        raise ValueError(f"{name} must be in {allowed}, got {value}")
-    return value

@@ -8,6 +8,7 @@ import torch
 from tensordict import NestedKey, TensorDict, TensorDictBase, is_non_tensor
 
 from lightning_rl import keys
+from lightning_rl.utils.checks import describe
 
 __all__ = ["SequenceBuilder", "sequence_priority"]
 
@@ -91,7 +92,7 @@ class SequenceBuilder:
         e = self._n_envs
         if not isinstance(env_mask, torch.Tensor) or env_mask.dtype != torch.bool or env_mask.shape != (e,):
             raise ValueError(
-                f"env_mask must be a bool tensor of shape (n_envs={e},), got {_describe(env_mask)}"
+                f"env_mask must be a bool tensor of shape (n_envs={e},), got {describe(env_mask)}"
             )
         self._n_ep[env_mask.to(self._n_ep.device)] = 0
 
@@ -119,7 +120,7 @@ class SequenceBuilder:
         if step.batch_size != (e,):
             raise ValueError(f"step must have batch_size [n_envs={e}], got {list(step.batch_size)}")
         if not isinstance(done, torch.Tensor) or done.dtype != torch.bool or done.shape != (e,):
-            raise ValueError(f"done must be a bool tensor of shape (n_envs={e},), got {_describe(done)}")
+            raise ValueError(f"done must be a bool tensor of shape (n_envs={e},), got {describe(done)}")
         if not self._leaves:
             self._allocate(step)
         values = self._step_values(step)
@@ -270,11 +271,11 @@ def sequence_priority(td_error: torch.Tensor, mask: torch.Tensor, eta: float = 0
     """
     if not isinstance(td_error, torch.Tensor) or not td_error.is_floating_point() or td_error.dim() != 2:
         raise ValueError(
-            f"td_error must be a floating-point tensor of shape (B, T), got {_describe(td_error)}"
+            f"td_error must be a floating-point tensor of shape (B, T), got {describe(td_error)}"
         )
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != td_error.shape:
         raise ValueError(
-            f"mask must be a bool tensor of td_error's shape {tuple(td_error.shape)}, got {_describe(mask)}"
+            f"mask must be a bool tensor of td_error's shape {tuple(td_error.shape)}, got {describe(mask)}"
         )
     if isinstance(eta, bool) or not isinstance(eta, int | float) or not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be a float in [0, 1], got {eta!r}")
@@ -284,9 +285,3 @@ def sequence_priority(td_error: torch.Tensor, mask: torch.Tensor, eta: float = 0
         raise ValueError(f"mask must have at least one True per sequence; rows without any: {rows}")
     abs_error = td_error.detach().abs().masked_fill(~mask, 0.0)  # |td| >= 0, so 0 never wins the max
     return eta * abs_error.amax(1) + (1.0 - eta) * abs_error.sum(1) / n_valid
-
-
-def _describe(x: Any) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
-    return f"{type(x).__name__} {x!r}"

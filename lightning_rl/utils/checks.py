@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+import torch
+
 
 def check_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
     """``low <= value <= high`` (``low < value`` when ``low_open``)."""
@@ -22,3 +24,10 @@ def check_positive(**values: float | None) -> None:
 def check_choice(name: str, value: Any, allowed: Collection[Any]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
+
+
+def describe(x: Any) -> str:
+    """What a bad argument was, for error messages: a tensor's shape, dtype and device, else its type."""
+    if isinstance(x, torch.Tensor):
+        return f"tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device})"
+    return type(x).__name__

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import lz4.frame
 import torch
 
+from lightning_rl.utils.checks import describe
+
 __all__ = [
     "lz4_compress_tensor",
     "lz4_decompress_tensor",
@@ -52,7 +54,7 @@ def lz4_decompress_tensor(data: torch.Tensor, shape: Sequence[int], dtype: torch
     ``prod(shape) * dtype.itemsize`` bytes.
     """
     if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8 or data.dim() != 1:
-        raise ValueError(f"lz4 payload must be a 1-D uint8 tensor, got {_describe(data)}")
+        raise ValueError(f"lz4 payload must be a 1-D uint8 tensor, got {describe(data)}")
     shape = torch.Size(shape)
     expected = shape.numel() * dtype.itemsize
     try:
@@ -98,7 +100,7 @@ def lz4_decompress_chunks(
         raise ValueError(f"items_per_chunk must be a positive int, got {items_per_chunk!r}")
     expected_chunks = -(-n // items_per_chunk)
     if not isinstance(chunks, (list, tuple)) or len(chunks) != expected_chunks:
-        got = len(chunks) if isinstance(chunks, (list, tuple)) else _describe(chunks)
+        got = len(chunks) if isinstance(chunks, (list, tuple)) else describe(chunks)
         raise ValueError(f"expected {expected_chunks} lz4 chunks for {n} items, got {got}")
     out = torch.empty(shape, dtype=dtype)
     for i, chunk in enumerate(chunks):
@@ -106,9 +108,3 @@ def lz4_decompress_chunks(
         hi = min(n, lo + items_per_chunk)
         out[lo:hi] = lz4_decompress_tensor(chunk, (hi - lo, *shape[1:]), dtype)
     return out
-
-
-def _describe(x: object) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"tensor(shape={tuple(x.shape)}, dtype={x.dtype})"
-    return type(x).__name__

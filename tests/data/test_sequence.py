@@ -315,7 +315,7 @@ def _with(key, value):
         (
             make_step(1),
             flags(n_envs=2),
-            r"done must be a bool tensor .* got a torch.bool tensor of shape \(2,\)",
+            r"done must be a bool tensor .* got tensor\(shape=\(2,\), dtype=torch.bool",
         ),
         (make_step(1).exclude("hidden"), flags(), "step is missing key 'hidden'"),
         (_with("extra", torch.zeros(E)), flags(), r"step has keys the builder does not record: \['extra'\]"),
@@ -343,7 +343,8 @@ def test_invalid_first_step():
 def test_invalid_reset_mask():
     b = SequenceBuilder(E, SEQ_LEN)
     with pytest.raises(
-        ValueError, match=r"env_mask must be a bool tensor of shape \(n_envs=3,\), got a torch.int64"
+        ValueError,
+        match=r"env_mask must be a bool tensor of shape \(n_envs=3,\), got tensor\(.*dtype=torch.int64",
     ):
         b.reset(torch.tensor([1, 0, 0]))
     with pytest.raises(ValueError, match=r"env_mask must be a bool tensor .* got list"):
