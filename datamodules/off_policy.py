@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from lightning_rl.policies.base import RLPolicy
 
 
+# frame_store turns on by itself for uint8 observations (k, H, W) with a stack of at most this many frames
+MAX_AUTO_STACK = 16
+
+
 class OffPolicyDataModule(EnvDataModule):
     """Vector envs + n-step transition builder + (prioritized) replay, served as a stream of batches.
 
@@ -51,8 +55,9 @@ class OffPolicyDataModule(EnvDataModule):
 
     Checkpoints carry the buffer (contents, priorities, reuse counts, sampling RNG), counters and RNG
     states; with several ranks each rank's buffer is written into the run's log directory instead
-    (``replay/iter<N>/rank<r>.pt``) and reloaded by the same rank on resume. Envs restart their episodes
-    on resume (an env's internal state is not checkpointable in general).
+    (``replay/iter<N>/rank<r>/``, written with :meth:`PrioritizedBuffer.save`) and reloaded by the same
+    rank on resume; so is a ``storage: memmap`` buffer on one rank (never copied into memory). Envs
+    restart their episodes on resume (an env's internal state is not checkpointable in general).
 
     Args (besides :class:`EnvDataModule`'s):
         buffer_size: replay capacity per rank (transitions).
@@ -79,8 +84,8 @@ class OffPolicyDataModule(EnvDataModule):
         memmap_dir: directory of the memmap file (required with ``storage: memmap``; a fast local disk).
         frame_store: keep stacked image observations ``(k, *frame)`` as frame ids into a
             :class:`~lightning_rl.data.FrameStore` (each frame stored once, lz4-compressed; batches are
-            decoded back to frames when sampled); ``None``: on for uint8 observations of 3 dims
-            (Atari's ``(4, 84, 84)``).
+            decoded back to frames when sampled); ``None``: on for uint8 observations ``(k, H, W)``
+            with ``k <= 16`` (Atari's ``(4, 84, 84)``), not for ``(H, W, C)`` images.
         compress_obs: lz4-compress observations in checkpoints; ``None``: for uint8 observations that
             are not in a frame store.
         replay_dir: where multi-rank runs write per-rank buffers (default:
@@ -153,13 +158,13 @@ class OffPolicyDataModule(EnvDataModule):
         # importance-sampling exponent as a function of global env steps
         self.beta = linear_beta(priority_beta, priority_beta_final, priority_beta_steps)
         image_obs = self.env_spec["obs_dtype"] == "uint8"
-        obs_dims = len(self.env_spec["obs_shape"])
-        if frame_store is None:
-            frame_store = image_obs and obs_dims == 3
-        elif frame_store and obs_dims < 2:
+        obs_shape = self.env_spec["obs_shape"]
+        if frame_store is None:  # channel-first frame stacks only: an (H, W, C) image is not a stack
+            frame_store = image_obs and len(obs_shape) == 3 and obs_shape[0] <= MAX_AUTO_STACK < obs_shape[1]
+        elif frame_store and (not image_obs or len(obs_shape) < 2):
             raise ValueError(
-                f"frame_store needs stacked observations (k, *frame); env '{self.env_name}' has "
-                f"obs_shape {self.env_spec['obs_shape']}"
+                "frame_store needs stacked uint8 image observations (k, *frame); env "
+                f"'{self.env_name}' has obs_shape {obs_shape} dtype {self.env_spec['obs_dtype']}"
             )
         self._frame_store_capacity = (
             int(1.1 * buffer_size) + 4 * n_envs * (self.env_spec["obs_shape"][0] + nstep)
@@ -242,11 +247,13 @@ class OffPolicyDataModule(EnvDataModule):
                 yield self.sample()
 
     def _starved(self) -> bool:
-        """Too few live items for a batch (max_use / max_staleness evicted them): collect first. Ranks
+        """Too few live items for a batch (max_use, max_staleness or the frame store evicted them): collect
+        first. Ranks
         decide together, since their buffers differ and DDP needs the same number of steps on each."""
         hp = self.hparams
         starved = self.buffer.num_sampleable < hp.batch_size
-        if self.world_size > 1 and (hp.max_use is not None or hp.max_staleness is not None):
+        evicting = hp.max_use is not None or hp.max_staleness is not None or self.frames is not None
+        if self.world_size > 1 and evicting:
             starved = self.trainer.strategy.reduce_boolean_decision(starved, all=False)
         return starved
 
@@ -272,6 +279,14 @@ class OffPolicyDataModule(EnvDataModule):
 
     def teardown(self, stage: str) -> None:
         super().teardown(stage)
+        self._stop_collection()
+
+    def on_exception(self, exception: BaseException) -> None:
+        # Lightning skips teardown when fit fails or is interrupted: the collector thread must not go on
+        # writing into the replay (or a resume in this process would race with it).
+        self._stop_collection()
+
+    def _stop_collection(self) -> None:
         if self._background is not None:
             self._background.stop()
             self._background = None
@@ -412,12 +427,12 @@ class OffPolicyDataModule(EnvDataModule):
         if not self.include_replay_in_state:
             return state
         frames = None if self.frames is None else self.frames.state_dict()
-        if self.world_size == 1:
+        if self.world_size == 1 and self.hparams.storage == "memory":
             state["buffer"] = self.buffer.state_dict()
             state["frames"] = frames
             return state
-        # Several ranks: each saves its own replay (buffer.save writes the directory atomically, without
-        # an in-memory copy of the storage); the checkpoint, written by rank 0, records where.
+        # Several ranks, or replay larger than RAM: each rank saves its own (buffer.save writes the
+        # directory atomically, streaming the rows); the checkpoint, written by rank 0, records where.
         train_iter = self.trainer.lightning_module.train_iter
         run_dir = self.trainer.log_dir or self.trainer.default_root_dir  # a collective: every rank is here
         root = self.hparams.replay_dir or os.path.join(run_dir, "replay")
@@ -460,6 +475,7 @@ class OffPolicyDataModule(EnvDataModule):
             )
         if self.frames is not None:
             self.frames.load_state_dict(rank_state["frames"])
+            self.frames.reset()  # the envs restarted: their last stacks are not the saved ones
 
 
 class _Restartable:

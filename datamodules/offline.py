@@ -36,7 +36,8 @@ class OfflineDataModule(EnvDataModule):
         env_id: the evaluation env; ``None`` (and no ``env_fn``) takes the id and ``env_kwargs`` recorded
             in the dataset. Whatever is given must have the dataset's observation and action spaces.
         env_fn, env_kwargs, vectorization, eval_episodes, eval_seed: as in :class:`EnvDataModule`.
-        seed: base seed of batch sampling (rank ``r`` samples with ``seed + r * 100003``).
+        seed: seed of batch sampling. One process only for now: Lightning's DDP would wrap the endless
+            sampler in a ``DistributedSampler``, which needs a length.
         batch_size: transitions per gradient step.
     """
 
@@ -76,6 +77,11 @@ class OfflineDataModule(EnvDataModule):
         self._seeded = False
 
     def setup(self, stage: str) -> None:
+        if stage == "fit" and self.world_size > 1:
+            raise ValueError(
+                f"OfflineDataModule trains on one process; this run has {self.world_size} "
+                "(set trainer.devices: 1 and trainer.num_nodes: 1)"
+            )
         if stage == "fit" and not self._seeded:  # a second fit() in the same process continues the stream
             self.generator.manual_seed(self.rank_seed)
             self._seeded = True

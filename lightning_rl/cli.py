@@ -91,7 +91,7 @@ class RLTrainer(pl.Trainer):
             out=out,
             epsilon=epsilon,
             nstep=nstep,
-            n_envs=n_envs or datamodule.n_envs,
+            n_envs=datamodule.n_envs if n_envs is None else n_envs,
             seed=datamodule.seed if seed is None else seed,
             source_ckpt=ckpt_path,
             overwrite=overwrite,

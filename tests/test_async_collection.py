@@ -118,6 +118,14 @@ def test_env_failure_in_the_thread_reaches_the_learner():
         dm.teardown("fit")
 
 
+def test_a_failed_fit_stops_the_collector_thread():
+    dm = attach(async_cartpole(max_env_steps=None), TinyPolicy())
+    next(iter(dm.train_dataloader()))
+    thread = dm._background._thread
+    dm.on_exception(RuntimeError("the training step failed"))  # Lightning calls this, not teardown
+    assert not thread.is_alive() and dm._background is None and dm.collector is None
+
+
 def test_ratio_band_needs_async_collection():
     with pytest.raises(ValueError, match="sample_insert_ratio only applies with async_collection"):
         OffPolicyDataModule(sample_insert_ratio=[1.0, 2.0])

@@ -257,9 +257,38 @@ def test_items_whose_frames_were_overwritten_are_evicted_not_decoded():
     assert dm.buffer.stats()["evicted_manual"] > 0
 
 
-def test_frame_store_needs_stacked_observations():
-    with pytest.raises(ValueError, match="frame_store needs stacked observations"):
+class RGBImage(TinyFrames):
+    """An unstacked (H, W, C) image: not a frame stack."""
+
+    observation_space = gym.spaces.Box(0, 255, (36, 36, 3), dtype=np.uint8)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros((36, 36, 3), dtype=np.uint8), {}
+
+
+def test_frame_store_is_for_stacked_uint8_images_only():
+    with pytest.raises(ValueError, match="frame_store needs stacked uint8 image observations"):
         OffPolicyDataModule(env_id="CartPole-v1", frame_store=True)
+    rgb = OffPolicyDataModule(env_id=None, env_fn=RGBImage)
+    assert rgb._frame_store_capacity == 0 and rgb._compress_keys  # (H, W, C): lz4 in checkpoints instead
+
+
+def test_memmap_replay_is_checkpointed_as_a_directory_not_copied_into_memory(tmp_path):
+    def memmap_dm():
+        dm = short_cartpole(storage="memmap", memmap_dir=str(tmp_path / "mm"), replay_dir=str(tmp_path / "r"))
+        attach(dm, ConstantPolicy())
+        dm.trainer.log_dir = str(tmp_path)
+        return dm
+
+    dm = memmap_dm()
+    dm.collect(vector_steps=5)
+    state = dm.state_dict()
+    assert "buffer" not in state and (tmp_path / "r" / "iter0" / "rank0" / "buffer").is_dir()
+    expected = dm.sample()
+    restored = memmap_dm()
+    restored.load_state_dict(state)
+    assert torch.equal(restored.sample()[keys.OBS], expected[keys.OBS])
 
 
 def test_each_rank_saves_its_replay_to_a_directory_and_reloads_it(tmp_path):

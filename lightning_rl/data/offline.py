@@ -16,14 +16,13 @@ of replay-like batches.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,7 @@ from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.nstep import NStepTransitionBuilder
 from lightning_rl.envs import EnvSpec, make_vector_env, probe_env_spec
 from lightning_rl.utils.checks import check_positive, check_range
+from lightning_rl.utils.io import atomic_directory
 
 if TYPE_CHECKING:
     from lightning_rl.datamodules import EnvDataModule
@@ -114,28 +114,12 @@ def _write_metadata(directory: Path, transitions: TensorDictBase, metadata: dict
         os.fsync(f.fileno())
 
 
-@contextmanager
-def _staging_dir(path: Path, overwrite: bool) -> Iterator[Path]:
-    """A temporary directory beside ``path`` that replaces ``path`` when the block ends without error
-    (and is removed when it raises)."""
+def _staging_dir(path: Path, overwrite: bool) -> contextlib.AbstractContextManager[Path]:
+    """A temporary directory that atomically replaces ``path`` when the block ends without error
+    (:func:`~lightning_rl.utils.io.atomic_directory`: fsynced, swapped in, removed if the block raises)."""
     if path.exists() and not overwrite:
         raise FileExistsError(f"dataset directory {path} already exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # beside the target (the same filesystem, so the final rename is atomic); mkdir honors the umask
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if path.exists():  # overwrite: move the old one aside first (a directory can't be renamed over)
-        old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old)
+    return atomic_directory(path)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

@@ -3,11 +3,11 @@
 The fast path is a thin layer over torchrl's C++ segment trees and packed tensor storage (DESIGN.md §6
 "Replay speed"). Measured with ``benchmarks/replay_buffer.py`` on the 2-core dev VM (shared, noisy),
 capacity 1e6 filled, batch 256, 4-float observations, fresh indices and priorities every cycle: one
-sample+update_priority cycle 148-169 µs vs 290-297 µs for cpprb's ``PrioritizedReplayBuffer`` and
-~535 µs for torchrl's ``TensorDictPrioritizedReplayBuffer`` in the same runs (ratio to cpprb 0.51-0.57);
-the C++ trees plus one row gather alone take ~95-100 µs, mostly cache misses (scan ~45 µs, min-tree
-update ~20 µs, sum-tree update ~7 µs), the rest is the field copies and Python/numpy/torch call
-overhead (~45 µs over ~50 calls). Items are always added a whole vector step at a time
+sample+update_priority cycle 142 µs vs 295 µs for cpprb's ``PrioritizedReplayBuffer`` and 492 µs for
+torchrl's ``TensorDictPrioritizedReplayBuffer`` in the same quiet run (ratio to cpprb 0.48; 0.51-0.60
+in runs with another process busy); the C++ trees plus one row gather alone take ~95 µs, mostly cache
+misses (scan ~45 µs, min-tree update ~20 µs, sum-tree update ~7 µs), the rest is the field copies and
+Python/numpy/torch call overhead (~45 µs over ~50 calls). Items are always added a whole vector step at a time
 (:meth:`PrioritizedBuffer.extend`: ~37 µs for 8 items, ~55 µs for 256; torchrl's single-item ``add``
 costs ~240 µs).
 

@@ -19,7 +19,8 @@ class SampleInsertRatio:
     step (collector) past the band edge.
 
     Args:
-        band: ``(min_ratio, max_ratio)`` with ``0 <= min_ratio <= max_ratio``; ``max_ratio`` may be
+        band: ``(min_ratio, max_ratio)`` with ``0 <= min_ratio <= max_ratio``, ``max_ratio > 0`` (else
+            the learner could never sample); ``max_ratio`` may be
             ``inf`` (never hold the learner back), ``min_ratio`` 0 (never hold the collector back).
     """
 
@@ -27,10 +28,10 @@ class SampleInsertRatio:
         if not isinstance(band, Sequence) or isinstance(band, str) or len(band) != 2:
             raise ValueError(f"sample_insert_ratio must be a pair [min_ratio, max_ratio], got {band!r}")
         low, high = (float(x) for x in band)
-        if math.isnan(low) or math.isnan(high) or not 0.0 <= low <= high or math.isinf(low):
+        if math.isnan(low) or math.isnan(high) or not 0.0 <= low <= high or math.isinf(low) or high == 0:
             raise ValueError(
-                "sample_insert_ratio must satisfy 0 <= min_ratio <= max_ratio (max_ratio may be inf), "
-                f"got {list(band)!r}"
+                "sample_insert_ratio must satisfy 0 <= min_ratio <= max_ratio and max_ratio > 0 (max_ratio "
+                f"may be inf), got {list(band)!r}"
             )
         self.min_ratio = low
         self.max_ratio = high

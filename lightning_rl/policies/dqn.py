@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from copy import deepcopy
 from typing import Any, Literal
@@ -87,8 +88,8 @@ class DQN(RLPolicy):
             max_grad_norm=max_grad_norm,
         )
         check_choice("loss_type", loss_type, ("huber", "mse"))
-        if not cql_alpha >= 0:
-            raise ValueError(f"cql_alpha must be >= 0 (0: no CQL penalty), got {cql_alpha}")
+        if isinstance(cql_alpha, bool) or not (math.isfinite(cql_alpha) and cql_alpha >= 0):
+            raise ValueError(f"cql_alpha must be a finite float >= 0 (0: no CQL penalty), got {cql_alpha!r}")
         check_range("eps_start", eps_start, 0.0, 1.0)
         check_range("eps_end", eps_end, 0.0, 1.0)
         check_positive(eps_decay_steps=eps_decay_steps)
