@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_rl.utils.checks import describe
+from lightning_rl.utils.checks import check_int, describe
 
 __all__ = ["FrameStore"]
 
@@ -75,9 +75,8 @@ class FrameStore:
     """
 
     def __init__(self, capacity: int, n_envs: int, compress: bool = True) -> None:
-        for name, value in (("capacity", capacity), ("n_envs", n_envs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        check_int("capacity", capacity, 1)
+        check_int("n_envs", n_envs, 1)
         if not isinstance(compress, bool):
             raise ValueError(f"compress must be a bool (True or False), got {compress!r}")
         self._capacity = capacity
@@ -590,10 +589,7 @@ class FrameStore:
 
 
 def _state_int(state: dict[str, Any], name: str, lo: int) -> int:
-    value = state.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ValueError(f"frame store state: {name!r} must be an int >= {lo}, got {value!r}")
-    return value
+    return check_int(f"frame store state: {name!r}", state.get(name), lo)
 
 
 def _state_tensor(state: dict[str, Any], name: str, dtype: torch.dtype, shape: tuple[int, ...]) -> Tensor:

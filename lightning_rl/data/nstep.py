@@ -9,6 +9,7 @@ from tensordict import TensorDictBase
 
 from lightning_rl import keys
 from lightning_rl.data._torchrl_compat import new_flat_tensordict
+from lightning_rl.utils.checks import check_int
 
 __all__ = ["NStepTransitionBuilder"]
 
@@ -39,9 +40,8 @@ class NStepTransitionBuilder:
     """
 
     def __init__(self, n_envs: int, nstep: int = 1) -> None:
-        for name, value in (("n_envs", n_envs), ("nstep", nstep)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        check_int("n_envs", n_envs, 1)
+        check_int("nstep", nstep, 1)
         self._n_envs = n_envs
         self._nstep = nstep
         self._t = 0  # global step counter; ring slot of the current step is t % nstep
@@ -255,9 +255,7 @@ class NStepTransitionBuilder:
         for name, mine in (("n_envs", e), ("nstep", n)):
             if state.get(name) != mine:
                 raise ValueError(f"n-step state: {name!r} is {state.get(name)!r} but this builder has {mine}")
-        t = state.get("t")
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-            raise ValueError(f"n-step state: 't' must be an int >= 0, got {t!r}")
+        t = check_int("n-step state: 't'", state.get("t"), 0)
         count = state.get("count")
         if not isinstance(count, torch.Tensor) or count.dtype != torch.int64 or count.shape != (e,):
             raise ValueError(f"n-step state: 'count' must be an int64 tensor of shape ({e},)")

@@ -36,7 +36,7 @@ from lightning_rl import keys
 from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.nstep import NStepTransitionBuilder
 from lightning_rl.envs import EnvSpec, make_vector_env, probe_env_spec
-from lightning_rl.utils.checks import check_positive, check_range
+from lightning_rl.utils.checks import check_int, check_positive, check_range
 from lightning_rl.utils.io import atomic_directory
 
 if TYPE_CHECKING:
@@ -349,9 +349,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             f"expected {FORMAT!r} version {VERSION}"
         )
     size, nstep = metadata["size"], metadata["nstep"]
-    for name, value in (("size", size), ("nstep", nstep)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{file}: '{name}' must be an int >= 1, got {value!r}")
+    check_int(f"{file}: 'size'", size, 1)
+    check_int(f"{file}: 'nstep'", nstep, 1)
     fields = metadata["fields"]
     if not isinstance(fields, dict) or sorted(fields) != sorted(FIELDS):
         found = sorted(fields) if isinstance(fields, dict) else fields

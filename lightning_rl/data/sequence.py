@@ -8,7 +8,7 @@ import torch
 from tensordict import NestedKey, TensorDict, TensorDictBase, is_non_tensor
 
 from lightning_rl import keys
-from lightning_rl.utils.checks import describe
+from lightning_rl.utils.checks import check_int, describe
 
 __all__ = ["SequenceBuilder", "sequence_priority"]
 
@@ -48,9 +48,9 @@ class SequenceBuilder:
     """
 
     def __init__(self, n_envs: int, seq_len: int, burn_in: int = 0, overlap: int = 0) -> None:
-        for name, value, lo in (("n_envs", n_envs, 1), ("seq_len", seq_len, 1), ("burn_in", burn_in, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+        check_int("n_envs", n_envs, 1)
+        check_int("seq_len", seq_len, 1)
+        check_int("burn_in", burn_in, 0)
         if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < seq_len:
             raise ValueError(f"overlap must be an int in [0, seq_len={seq_len}), got {overlap!r}")
         self._n_envs = n_envs
@@ -230,9 +230,7 @@ class SequenceBuilder:
                 raise ValueError(
                     f"sequence state: {name!r} is {state.get(name)!r} but this builder has {mine}"
                 )
-        t = state.get("t")
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-            raise ValueError(f"sequence state: 't' must be an int >= 0, got {t!r}")
+        t = check_int("sequence state: 't'", state.get("t"), 0)
         n_ep = state.get("n_ep")
         if not isinstance(n_ep, torch.Tensor) or n_ep.dtype != torch.int64 or n_ep.shape != (e,):
             raise ValueError(f"sequence state: 'n_ep' must be an int64 tensor of shape ({e},)")

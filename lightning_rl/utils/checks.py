@@ -21,6 +21,13 @@ def check_positive(**values: float | None) -> None:
             raise ValueError(f"{name} must be > 0, got {value}")
 
 
+def check_int(name: str, value: Any, low: int) -> int:
+    """``value`` is an int (not a bool) ``>= low``; returns it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
+
+
 def check_choice(name: str, value: Any, allowed: Collection[Any]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
