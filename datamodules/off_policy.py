@@ -167,9 +167,7 @@ class OffPolicyDataModule(EnvDataModule):
                 f"'{self.env_name}' has obs_shape {obs_shape} dtype {self.env_spec['obs_dtype']}"
             )
         self._frame_store_capacity = (
-            int(1.1 * buffer_size) + 4 * n_envs * (self.env_spec["obs_shape"][0] + nstep)
-            if frame_store
-            else 0
+            int(1.1 * buffer_size) + 4 * n_envs * (obs_shape[0] + nstep) if frame_store else 0
         )
         if compress_obs is None:
             compress_obs = image_obs and not frame_store
@@ -341,21 +339,20 @@ class OffPolicyDataModule(EnvDataModule):
 
     def sample(self) -> TensorDict:
         self.buffer.train_iter = self.trainer.lightning_module.train_iter
-        batch = self.buffer.sample(self.hparams.batch_size, beta=self.beta(self.env_steps))
-        return batch if self.frames is None else self._decode_frames(batch)
-
-    def _decode_frames(self, batch: TensorDict) -> TensorDict:
-        """Frame ids (B, k) -> frames (B, k, *frame) for ``OBS`` and ``NEXT_OBS``; items whose frames the
-        ring already overwrote (rare with the default sizing) are evicted and the batch drawn again."""
         while True:
+            batch = self.buffer.sample(self.hparams.batch_size, beta=self.beta(self.env_steps))
+            if self.frames is None:
+                return batch
+            # Items whose frames the ring already overwrote (rare with the default sizing): evict, redraw.
             held = self.frames.available(batch[keys.OBS]) & self.frames.available(batch[keys.NEXT_OBS])
             if bool(held.all()):
-                break
+                return self._decode_frames(batch)
             self.buffer.evict(batch[keys.INDEX][~held])
-            batch = self.buffer.sample(self.hparams.batch_size, beta=self.beta(self.env_steps))
-        frames = self.frames.decode(
-            torch.stack((batch[keys.OBS], batch[keys.NEXT_OBS]))
-        )  # shared frames once
+
+    def _decode_frames(self, batch: TensorDict) -> TensorDict:
+        """Frame ids (B, k) -> frames (B, k, *frame) for ``OBS`` and ``NEXT_OBS``, decoded in one call so
+        that the frames they share are decompressed once."""
+        frames = self.frames.decode(torch.stack((batch[keys.OBS], batch[keys.NEXT_OBS])))
         batch[keys.OBS], batch[keys.NEXT_OBS] = frames[0], frames[1]
         return batch
 

@@ -108,10 +108,8 @@ def _write_metadata(directory: Path, transitions: TensorDictBase, metadata: dict
             for key in FIELDS
         },
     }
-    with open(directory / METADATA_FILE, "w") as f:
+    with open(directory / METADATA_FILE, "w") as f:  # fsynced with the rest by atomic_directory
         json.dump({**header, **metadata}, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _staging_dir(path: Path, overwrite: bool) -> contextlib.AbstractContextManager[Path]:
