@@ -26,7 +26,12 @@ class ConstantPolicy:
 
 def attach(dm: OffPolicyDataModule, policy, rank: int = 0, world_size: int = 1) -> OffPolicyDataModule:
     dm.trainer = SimpleNamespace(
-        lightning_module=policy, global_rank=rank, world_size=world_size, should_stop=False
+        lightning_module=policy,
+        global_rank=rank,
+        world_size=world_size,
+        should_stop=False,
+        log_dir=None,  # replay directories go to data.replay_dir in these tests
+        default_root_dir=None,
     )
     dm.setup("fit")
     return dm
@@ -277,9 +282,7 @@ def test_frame_store_is_for_stacked_uint8_images_only():
 def test_memmap_replay_is_checkpointed_as_a_directory_not_copied_into_memory(tmp_path):
     def memmap_dm():
         dm = short_cartpole(storage="memmap", memmap_dir=str(tmp_path / "mm"), replay_dir=str(tmp_path / "r"))
-        attach(dm, ConstantPolicy())
-        dm.trainer.log_dir = str(tmp_path)
-        return dm
+        return attach(dm, ConstantPolicy())
 
     dm = memmap_dm()
     dm.collect(vector_steps=5)
@@ -294,9 +297,7 @@ def test_memmap_replay_is_checkpointed_as_a_directory_not_copied_into_memory(tmp
 def test_each_rank_saves_its_replay_to_a_directory_and_reloads_it(tmp_path):
     def rank1_of_2(**kwargs):
         dm = frames_datamodule(learning_starts=0, batch_size=8, replay_dir=str(tmp_path), **kwargs)
-        attach(dm, ConstantPolicy(), rank=1, world_size=2)
-        dm.trainer.log_dir = dm.trainer.default_root_dir = str(tmp_path)
-        return dm
+        return attach(dm, ConstantPolicy(), rank=1, world_size=2)
 
     dm = rank1_of_2()
     dm.collect(vector_steps=20)
