@@ -212,7 +212,13 @@ def main(args: list[str] | None = None) -> None:
     # Like `python -m`, let class_path name modules in the working directory (the user's own policies).
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    RLCLI(args=args)
+    try:
+        RLCLI(args=args)
+    finally:
+        # Lightning leaves the process group up after fit; torch's gloo threads torn down at interpreter
+        # exit then abort the process now and then ("terminate called without an active exception").
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
