@@ -1,11 +1,15 @@
 """Environment interface: specs, vector envs and evaluation rollouts over gymnasium."""
 
+from lightning_rl.envs.base import BaseEnv, EnvInfo, GymEnv
 from lightning_rl.envs.episodes import EpisodeTracker
 from lightning_rl.envs.evaluation import EpisodeStats, run_episodes
 from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.envs.vector import make_vector_env, probe_env_spec, resolve_env_factory, true_next_obs
 
 __all__ = [
+    "BaseEnv",
+    "EnvInfo",
+    "GymEnv",
     "EnvSpec",
     "EpisodeStats",
     "EpisodeTracker",

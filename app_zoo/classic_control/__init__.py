@@ -1,0 +1,1 @@
+"""Classic control: CartPole, Acrobot, MountainCar (discrete) and Pendulum (continuous)."""
