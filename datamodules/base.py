@@ -10,7 +10,14 @@ import gymnasium as gym
 import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 
-from lightning_rl.envs import EpisodeStats, make_vector_env, probe_env_spec, resolve_env_factory, run_episodes
+from lightning_rl.envs import (
+    EnvManager,
+    EpisodeStats,
+    make_vector_env,
+    probe_env_spec,
+    resolve_env_factory,
+    run_episodes,
+)
 from lightning_rl.envs.vector import EnvFactory, Vectorization
 from lightning_rl.utils.checks import check_choice, check_positive
 
@@ -32,7 +39,10 @@ class EnvDataModule(pl.LightningDataModule):
         env_fn: instead of ``env_id``: a callable (dotted import path in YAML) returning a ``gymnasium.Env``.
         env_kwargs: keyword arguments for ``gymnasium.make`` / ``env_fn``.
         n_envs: training envs per rank.
-        vectorization: ``"sync"`` (in-process) or ``"async"`` (subprocesses).
+        vectorization: ``"sync"`` (:class:`~lightning_rl.envs.SyncEnvManager`, in-process) or
+            ``"subprocess"`` (:class:`~lightning_rl.envs.SubprocessEnvManager`, one process per env).
+        env_manager: settings of the env manager: ``max_retries``; for ``"subprocess"`` also
+            ``n_workers``, ``step_timeout``, ``reset_timeout`` and ``context`` (seconds, start method).
         seed: base seed of envs and sampling; rank ``r`` uses ``seed + r * 100003`` for its envs.
         max_env_steps: stop training after this many global env steps (``None``: no env-step budget).
         eval_episodes: episodes per evaluation (the Evaluator callback and ``validate``).
@@ -48,6 +58,7 @@ class EnvDataModule(pl.LightningDataModule):
         env_kwargs: dict[str, Any] | None = None,
         n_envs: int = 8,
         vectorization: Vectorization = "sync",
+        env_manager: dict[str, Any] | None = None,
         seed: int = 0,
         max_env_steps: int | None = None,
         eval_episodes: int = 20,
@@ -57,11 +68,12 @@ class EnvDataModule(pl.LightningDataModule):
         check_positive(n_envs=n_envs, max_env_steps=max_env_steps, eval_episodes=eval_episodes)
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        check_choice("vectorization", vectorization, ("sync", "async"))
+        check_choice("vectorization", vectorization, ("sync", "subprocess"))
         self.env_name, self.make_env = resolve_env_factory(env_id, env_fn, env_kwargs)
         self.env_spec: dict[str, Any] = probe_env_spec(self.env_name, self.make_env).to_dict()
         self.n_envs = n_envs
         self.vectorization = vectorization
+        self.env_manager = dict(env_manager or {})
         self.seed = seed
         self.max_env_steps = max_env_steps
         self.eval_episodes = eval_episodes
@@ -97,12 +109,18 @@ class EnvDataModule(pl.LightningDataModule):
             self.include_replay_in_state = True
 
     # --- evaluation ------------------------------------------------------------------------------
+    def make_vector_env(self, n_envs: int) -> EnvManager:
+        """``n_envs`` envs behind this DataModule's env manager (``vectorization`` and ``env_manager``)."""
+        return make_vector_env(self.make_env, n_envs, self.vectorization, self.env_manager)
+
     def evaluate(self, policy: RLPolicy, n_episodes: int | None = None) -> EpisodeStats:
         """Deterministic episodes with ``policy.act(obs, mode="eval")`` on envs separate from training."""
         n_episodes = n_episodes or self.eval_episodes
         if self._eval_env is None or self._eval_env.num_envs != min(n_episodes, 32):
             self._close_eval_env()
-            self._eval_env = make_vector_env(self.make_env, min(n_episodes, 32), self.vectorization)
+            # in-process eval envs are cheap; worker processes are not: no more than the training envs
+            n_eval_envs = min(n_episodes, 32 if self.vectorization == "sync" else self.n_envs)
+            self._eval_env = self.make_vector_env(n_eval_envs)
         was_training = policy.training
         policy.eval()  # dropout / batch norm in user networks must not make evaluation random
         try:
@@ -122,6 +140,10 @@ class EnvDataModule(pl.LightningDataModule):
         return {}
 
     def teardown(self, stage: str) -> None:
+        self._close_eval_env()
+
+    def on_exception(self, exception: BaseException) -> None:
+        # Lightning skips teardown when fit fails or is interrupted: env worker processes must not linger
         self._close_eval_env()
 
     def _close_eval_env(self) -> None:

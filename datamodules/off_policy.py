@@ -21,7 +21,6 @@ from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.frames import FrameStore
 from lightning_rl.data.throttle import SampleInsertRatio
 from lightning_rl.datamodules.base import EnvDataModule
-from lightning_rl.envs import make_vector_env
 from lightning_rl.envs.vector import EnvFactory, Vectorization
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
 from lightning_rl.utils.io import atomic_save
@@ -32,6 +31,9 @@ if TYPE_CHECKING:
 
 # frame_store turns on by itself for uint8 observations (k, H, W) with a stack of at most this many frames
 MAX_AUTO_STACK = 16
+
+
+_ENV_FAULT_METRICS = ("faults/crash", "faults/timeout", "faults/error", "dropped_episodes")
 
 
 class OffPolicyDataModule(EnvDataModule):
@@ -99,6 +101,7 @@ class OffPolicyDataModule(EnvDataModule):
         env_kwargs: dict[str, Any] | None = None,
         n_envs: int = 8,
         vectorization: Vectorization = "sync",
+        env_manager: dict[str, Any] | None = None,
         seed: int = 0,
         max_env_steps: int | None = None,
         eval_episodes: int = 20,
@@ -126,7 +129,16 @@ class OffPolicyDataModule(EnvDataModule):
         replay_dir: str | None = None,
     ):
         super().__init__(
-            env_id, env_fn, env_kwargs, n_envs, vectorization, seed, max_env_steps, eval_episodes, eval_seed
+            env_id,
+            env_fn,
+            env_kwargs,
+            n_envs,
+            vectorization,
+            env_manager,
+            seed,
+            max_env_steps,
+            eval_episodes,
+            eval_seed,
         )
         check_positive(
             buffer_size=buffer_size,
@@ -214,7 +226,7 @@ class OffPolicyDataModule(EnvDataModule):
             # ring headroom over the buffer: episode resets and the oldest stacks' older frames
             self.frames = FrameStore(self._frame_store_capacity, self.n_envs)
         self.generator.manual_seed(explore_seed)
-        self.collector = VectorCollector(make_vector_env(self.make_env, self.n_envs, self.vectorization))
+        self.collector = VectorCollector(self.make_vector_env(self.n_envs))
         self.reset_envs(seed=self.rank_seed)
 
     def reset_envs(self, seed: int) -> None:
@@ -282,6 +294,7 @@ class OffPolicyDataModule(EnvDataModule):
     def on_exception(self, exception: BaseException) -> None:
         # Lightning skips teardown when fit fails or is interrupted: the collector thread must not go on
         # writing into the replay (or a resume in this process would race with it).
+        super().on_exception(exception)
         self._stop_collection()
 
     def _stop_collection(self) -> None:
@@ -397,6 +410,8 @@ class OffPolicyDataModule(EnvDataModule):
             metrics = {"collect/episodes": float(self.episodes)}
             if self.collector is not None:
                 metrics.update(self.collector.episode_stats())
+                faults = self.collector.env.stats()
+                metrics.update({f"env/{k}": v for k, v in faults.items() if k in _ENV_FAULT_METRICS})
             if self.buffer is not None:
                 metrics.update({f"buffer/{name}": value for name, value in self.buffer.stats().items()})
             if self.frames is not None:

@@ -35,7 +35,8 @@ class OfflineDataModule(EnvDataModule):
         dataset_dir: the dataset directory.
         env_id: the evaluation env; ``None`` (and no ``env_fn``) takes the id and ``env_kwargs`` recorded
             in the dataset. Whatever is given must have the dataset's observation and action spaces.
-        env_fn, env_kwargs, vectorization, eval_episodes, eval_seed: as in :class:`EnvDataModule`.
+        env_fn, env_kwargs, vectorization, env_manager, eval_episodes, eval_seed: as in
+            :class:`EnvDataModule`.
         seed: seed of batch sampling. One process only for now: Lightning's DDP would wrap the endless
             sampler in a ``DistributedSampler``, which needs a length.
         batch_size: transitions per gradient step.
@@ -50,6 +51,7 @@ class OfflineDataModule(EnvDataModule):
         env_fn: EnvFactory | None = None,
         env_kwargs: dict[str, Any] | None = None,
         vectorization: Vectorization = "sync",
+        env_manager: dict[str, Any] | None = None,
         seed: int = 0,
         eval_episodes: int = 20,
         eval_seed: int = 10_000,
@@ -61,7 +63,9 @@ class OfflineDataModule(EnvDataModule):
             env_id = recorded
             env_kwargs = dataset.metadata.get("env_kwargs") if env_kwargs is None else env_kwargs
         # n_envs=1: there are no training envs; evaluation sizes its own vector env
-        super().__init__(env_id, env_fn, env_kwargs, 1, vectorization, seed, None, eval_episodes, eval_seed)
+        super().__init__(
+            env_id, env_fn, env_kwargs, 1, vectorization, env_manager, seed, None, eval_episodes, eval_seed
+        )
         check_positive(batch_size=batch_size)
         self.save_hyperparameters()
         for field in ("obs_shape", "obs_dtype", "action_type", "n_actions", "action_shape"):

@@ -16,6 +16,7 @@ from lightning_rl import keys
 from lightning_rl.cli import RLCLI
 from lightning_rl.datamodules import OffPolicyDataModule
 from lightning_rl.entry import serial_pipeline
+from lightning_rl.envs import EnvManagerError
 
 
 class TinyPolicy(nn.Module):
@@ -92,11 +93,11 @@ def test_actor_copy_is_refreshed_and_items_record_its_iteration():
 
 def test_env_failure_in_the_thread_reaches_the_learner():
     class Crashing(gym.Wrapper):
-        steps = 0
+        steps = 0  # over all instances: a rebuilt env fails too, so the manager's retries run out
 
         def step(self, action):
-            self.steps += 1
-            if self.steps > 50:
+            Crashing.steps += 1
+            if Crashing.steps > 50:
                 raise OSError("simulator died")
             return self.env.step(action)
 
@@ -113,7 +114,8 @@ def test_env_failure_in_the_thread_reaches_the_learner():
         with pytest.raises(RuntimeError, match="background env collection failed") as info:
             for _ in dm.train_dataloader():
                 pass
-        assert isinstance(info.value.__cause__, OSError)
+        assert isinstance(info.value.__cause__, EnvManagerError)
+        assert "max_retries=3" in str(info.value.__cause__) and "simulator died" in str(info.value.__cause__)
     finally:
         dm.teardown("fit")
 

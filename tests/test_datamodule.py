@@ -173,7 +173,7 @@ def test_world_size_mismatch_on_resume_is_an_error():
         ({"learning_starts": -5}, "learning_starts must be >= 0"),
         ({"batch_size": 64, "buffer_size": 32}, r"batch_size \(64\) must be <= buffer_size \(32\)"),
         ({"priority_beta": 1.5}, r"priority_beta must be in \[0.0, 1.0\]"),
-        ({"vectorization": "threads"}, r"vectorization must be one of \['async', 'sync'\]"),
+        ({"vectorization": "threads"}, r"vectorization must be one of \['subprocess', 'sync'\]"),
         ({"env_id": "NoSuchEnv-v0"}, "env_id: unknown gymnasium environment id 'NoSuchEnv-v0'"),
     ],
 )

@@ -24,10 +24,13 @@ class VectorStep(NamedTuple):
     terminated: Tensor  # (E,) bool
     truncated: Tensor  # (E,) bool
     next_obs: Tensor  # (E, *obs_shape)
+    dropped: Tensor  # (E,) bool: the env failed at this step; no transition (see envs.manager)
 
 
 class VectorCollector:
     """Runs a vector env (``SAME_STEP`` autoreset) and keeps episode statistics.
+
+    Episodes that an env manager dropped (a faulted env) are not counted.
 
     Args:
         env: the vector env; its episodes restart from :meth:`reset`.
@@ -54,7 +57,9 @@ class VectorCollector:
         action = act(obs).cpu()
         next_obs, reward, terminated, truncated, info = self.env.step(action.numpy())
         done = terminated | truncated
-        _, returns, lengths = self._tracker.step(reward, done)
+        dropped = info.get("dropped", np.zeros(self.env.num_envs, dtype=bool))
+        _, returns, lengths = self._tracker.step(reward, done & ~dropped)
+        self._tracker.discard(dropped)
         self.episodes += len(returns)
         self.recent_returns.extend(returns.tolist())
         self.recent_lengths.extend(lengths.tolist())
@@ -65,6 +70,7 @@ class VectorCollector:
             terminated=torch.as_tensor(terminated),
             truncated=torch.as_tensor(truncated),
             next_obs=torch.as_tensor(true_next_obs(next_obs, done, info)),
+            dropped=torch.as_tensor(dropped),
         )
         self._obs = next_obs
         return transition

@@ -16,6 +16,12 @@ __all__ = ["NStepTransitionBuilder"]
 _FORMAT = "lightning_rl.NStepTransitionBuilder"
 
 
+def _concat(first: TensorDictBase | None, second: TensorDictBase | None) -> TensorDictBase | None:
+    if first is None or second is None:
+        return second if first is None else first
+    return torch.cat([first, second])
+
+
 class NStepTransitionBuilder:
     """Turns vector-env steps into n-step transitions, vectorized across envs.
 
@@ -87,6 +93,7 @@ class NStepTransitionBuilder:
         terminated: torch.Tensor,
         truncated: torch.Tensor,
         next_obs: torch.Tensor,
+        dropped: torch.Tensor | None = None,
     ) -> TensorDictBase | None:
         """Record one vector-env step and return the transitions it completes.
 
@@ -97,6 +104,9 @@ class NStepTransitionBuilder:
             terminated, truncated: ``(E,)`` bool episode-end flags of this step.
             next_obs: ``(E, *obs_shape)`` TRUE next observation (the final observation where the
                 episode ended, not the autoreset one).
+            dropped: ``(E,)`` bool, envs whose step failed (an env manager's ``info["dropped"]``): their
+                step is no transition; their pending windows end one step earlier, truncated, and
+                bootstrap from ``obs`` (the last observation the env really reached).
 
         Returns:
             ``None`` if nothing completed, else a ``TensorDict`` with ``batch_size [M]``:
@@ -137,15 +147,26 @@ class NStepTransitionBuilder:
                 f"to {tuple(action.shape[1:])}"
             )
 
+        device = self._count.device
+        flushed = None
+        if dropped is not None:
+            dropped = torch.as_tensor(dropped, dtype=torch.bool).to(device)
+            if dropped.shape != (e,):
+                raise ValueError(f"dropped must have shape (n_envs={e},), got {tuple(dropped.shape)}")
+            if bool(dropped.any()):
+                flushed = self._flush(dropped, obs.to(device=device, dtype=self._obs.dtype))
+            else:
+                dropped = None
         slot = self._t % n
         self._t += 1
-        device = self._count.device
         terminated = terminated.to(device, torch.bool)
         done = terminated | truncated.to(device, torch.bool)
+        if dropped is not None:
+            done &= ~dropped
         next_obs = next_obs.to(device=device, dtype=self._obs.dtype)
         # Emitted tensors never alias the caller's (env buffers may be reused in place): copy=True.
         if n == 1:  # every step is a complete window: no ring buffer needed
-            return self._emit(
+            out = self._emit(
                 obs.to(device=device, dtype=self._obs.dtype, copy=True),
                 action.to(device=device, dtype=self._action.dtype, copy=True),
                 reward.to(device=device, dtype=torch.float32).unsqueeze(1),
@@ -153,38 +174,59 @@ class NStepTransitionBuilder:
                 terminated,
                 torch.ones(e, dtype=torch.int64, device=device),
             )
+            return out if dropped is None else out[~dropped]
         self._obs.select(0, slot).copy_(obs)
         self._action.select(0, slot).copy_(action)
         self._reward.select(0, slot).copy_(reward)
         count = self._count.add_(1)  # <= n: full windows were emitted on the previous step
+        if dropped is not None:
+            count[dropped] = 0  # a failed step starts no window
 
         if not bool(done.any()):
             # Common path: only envs with n pending steps emit their oldest (full) window; its ring
             # slots are the same for all envs, so plain index_selects do it.
             full = count == n
             if not bool(full.any()):
-                return None
+                return flushed
             count.clamp_(max=n - 1)
             env_idx = self._all_envs if bool(full.all()) else full.nonzero().squeeze(1)
             oldest = (slot + 1) % n
             m = env_idx.shape[0]
-            return self._emit(
-                self._obs[oldest].index_select(0, env_idx),
-                self._action[oldest].index_select(0, env_idx),
-                self._reward.index_select(0, self._ring_order[oldest]).t().index_select(0, env_idx),
-                next_obs.index_select(0, env_idx) if m != e else next_obs.clone(),
-                torch.zeros(m, dtype=torch.bool, device=device),
-                torch.full((m,), n, dtype=torch.int64, device=device),
+            return _concat(
+                flushed,
+                self._emit(
+                    self._obs[oldest].index_select(0, env_idx),
+                    self._action[oldest].index_select(0, env_idx),
+                    self._reward.index_select(0, self._ring_order[oldest]).t().index_select(0, env_idx),
+                    next_obs.index_select(0, env_idx) if m != e else next_obs.clone(),
+                    torch.zeros(m, dtype=torch.bool, device=device),
+                    torch.full((m,), n, dtype=torch.int64, device=device),
+                ),
             )
 
         # Some episode ended. emit[env, j]: the window of age age[j] exists and is either full or
         # flushed by the episode end.
         emit = (self._age < count[:, None]) & (done[:, None] | (self._age == n - 1))
-        env_idx, col = emit.nonzero(as_tuple=True)
         count[done] = 0
         count.clamp_(max=n - 1)
+        return _concat(flushed, self._emit_windows(emit, slot, next_obs, terminated))
+
+    def _flush(self, env_mask: torch.Tensor, bootstrap_obs: torch.Tensor) -> TensorDictBase | None:
+        """Emit the pending windows of the ``(E,)`` ``env_mask`` envs as truncated at the last step,
+        bootstrapping from their rows of ``bootstrap_obs`` ``(E, *obs_shape)``; they have none left."""
+        emit = (self._age < self._count[:, None]) & env_mask[:, None]
+        self._count[env_mask] = 0
+        no_terminal = torch.zeros(self._n_envs, dtype=torch.bool, device=env_mask.device)
+        return self._emit_windows(emit, (self._t - 1) % self._nstep, bootstrap_obs, no_terminal)
+
+    def _emit_windows(
+        self, emit: torch.Tensor, slot: int, next_obs: torch.Tensor, terminated: torch.Tensor
+    ) -> TensorDictBase | None:
+        """The windows ``emit[env, j]`` (age ``age[j]`` steps before ``slot``), or None if there are none."""
+        env_idx, col = emit.nonzero(as_tuple=True)
         if env_idx.numel() == 0:
             return None
+        n = self._nstep
         age = self._age[col]
         start = (slot - age) % n
         k = self._k

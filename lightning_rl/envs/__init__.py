@@ -3,12 +3,22 @@
 from lightning_rl.envs.base import BaseEnv, EnvInfo, GymEnv
 from lightning_rl.envs.episodes import EpisodeTracker
 from lightning_rl.envs.evaluation import EpisodeStats, run_episodes
+from lightning_rl.envs.manager import (
+    EnvManager,
+    EnvManagerError,
+    EnvStep,
+    SubprocessEnvManager,
+    SyncEnvManager,
+)
 from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.envs.vector import make_vector_env, probe_env_spec, resolve_env_factory, true_next_obs
 
 __all__ = [
     "BaseEnv",
     "EnvInfo",
+    "EnvManager",
+    "EnvManagerError",
+    "EnvStep",
     "GymEnv",
     "EnvSpec",
     "EpisodeStats",
@@ -17,5 +27,7 @@ __all__ = [
     "probe_env_spec",
     "resolve_env_factory",
     "run_episodes",
+    "SubprocessEnvManager",
+    "SyncEnvManager",
     "true_next_obs",
 ]

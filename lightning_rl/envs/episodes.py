@@ -28,3 +28,8 @@ class EpisodeTracker:
         self.returns[ended] = 0.0
         self.lengths[ended] = 0
         return finished
+
+    def discard(self, env_mask: np.ndarray) -> None:
+        """Forget the running episodes of the ``(E,)`` bool ``env_mask`` envs without reporting them."""
+        self.returns[env_mask] = 0.0
+        self.lengths[env_mask] = 0

@@ -26,11 +26,11 @@ def flags(*envs: int) -> torch.Tensor:
     return out
 
 
-def step(builder, t, terminated=(), truncated=(), obs=None, next_obs=None):
+def step(builder, t, terminated=(), truncated=(), obs=None, next_obs=None, dropped=None):
     obs = obs_at(t) if obs is None else obs
     next_obs = obs_at(t + 1) if next_obs is None else next_obs
     action = torch.tensor([t, 50 + t])
-    return builder.add(obs, action, reward_at(t), flags(*terminated), flags(*truncated), next_obs)
+    return builder.add(obs, action, reward_at(t), flags(*terminated), flags(*truncated), next_obs, dropped)
 
 
 def rows(td):
@@ -117,6 +117,37 @@ def test_episode_end_on_first_step_and_both_envs():
         ([100.0, 0.0], 50, [11.0, 0.0, 0.0], [101.0, 0.0], False, 1),
     ]
     assert b.pending().tolist() == [0, 0]
+
+
+def test_dropped_step_is_no_transition_and_pending_windows_bootstrap_from_its_obs():
+    """An env manager drops env1's step 2 (its env crashed): env1's windows from t=0 and t=1 end at
+    t=1, truncated, bootstrapping from obs_at(2), the last observation env1 really reached."""
+    b = NStepTransitionBuilder(E, nstep=3)
+    step(b, 0)
+    step(b, 1)
+    out = step(b, 2, truncated=(1,), next_obs=torch.zeros(E, 2), dropped=flags(1))
+    assert rows(out) == [
+        ([100.0, 0.0], 50, [11.0, 12.0, 0.0], [102.0, 0.0], False, 2),
+        ([101.0, 0.0], 51, [12.0, 0.0, 0.0], [102.0, 0.0], False, 1),
+        ([0.0, 0.0], 0, [1.0, 2.0, 3.0], [0.0, 0.0], False, 3),
+    ]
+    assert b.pending().tolist() == [2, 0]
+    # env1's next episode starts clean at t=3 and never includes the dropped step.
+    step(b, 3)
+    out = step(b, 4)
+    out = step(b, 5)
+    assert rows(out)[1] == ([103.0, 0.0], 53, [14.0, 15.0, 16.0], [106.0, 0.0], False, 3)
+
+
+def test_dropped_step_with_nstep_one_and_nothing_pending():
+    b = NStepTransitionBuilder(E, nstep=1)
+    out = step(b, 0, truncated=(0,), dropped=flags(0))
+    assert rows(out) == [([100.0, 0.0], 50, [11.0], [101.0, 0.0], False, 1)]
+    b3 = NStepTransitionBuilder(E, nstep=3)
+    assert step(b3, 0, truncated=(0,), dropped=flags(0)) is None  # env0 had nothing pending
+    assert b3.pending().tolist() == [0, 1]
+    with pytest.raises(ValueError, match=r"dropped must have shape \(n_envs=2,\)"):
+        step(b3, 1, dropped=torch.zeros(3, dtype=torch.bool))
 
 
 def test_nstep_one_emits_one_transition_per_env_per_step():

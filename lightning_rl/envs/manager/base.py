@@ -1,0 +1,334 @@
+"""What every env manager shares: construction from nerveX-style arguments, batched arrays, episode
+statistics and fault accounting.
+
+An env manager is a ``gymnasium.vector.VectorEnv`` (``SAME_STEP`` autoreset: the step that ends an
+episode returns the next episode's first observation and puts the real last one in
+``info["final_obs"]``), so DataModules, evaluation and user code drive it like any vector env. On top:
+
+* **faults**: an env that crashes, raises or (subprocess manager) exceeds its timeout is rebuilt and
+  reset; its broken episode is *dropped*: ``info["dropped"][i]`` is True, ``obs[i]`` is the new
+  episode's first observation, ``truncated[i]`` is True, ``reward[i]`` is 0 and ``final_obs[i]`` is the
+  observation the failed action was taken from. The step itself is no transition; consumers skip it
+  (the collector and the n-step builder do). Counted in :meth:`stats`.
+* **bounded retries**: an env that faults ``max_retries`` times without finishing an episode in between
+  raises :class:`EnvManagerError` instead of looping forever on a deterministic bug.
+* **per-env readiness** (nerveX's actor loop): :attr:`ready_obs` and :meth:`step_ready` step any subset
+  of envs; with ``episode_num`` each env stops after that many episodes and :attr:`done` turns True.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+
+from lightning_rl.utils.checks import check_int
+
+log = logging.getLogger(__name__)
+
+FaultKind = Literal["crash", "timeout", "error"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("crash", "timeout", "error")
+
+
+class EnvManagerError(RuntimeError):
+    """An env kept failing (``max_retries`` faults in a row) or the manager was misused."""
+
+
+@dataclass(frozen=True)
+class EnvStep:
+    """One env's step result from :meth:`EnvManager.step_ready`.
+
+    ``obs`` is what the env shows now (the next episode's first observation if this step ended one);
+    ``final_obs`` is the true successor observation when ``terminated or truncated`` (else ``None``).
+    """
+
+    obs: np.ndarray
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+    final_obs: np.ndarray | None = None
+    dropped: bool = False
+
+
+def build_env_fns(
+    env_fn: Callable[..., gym.Env] | Sequence[Callable[[], gym.Env]],
+    env_cfg: Sequence[Mapping[str, Any]] | None = None,
+    env_num: int | None = None,
+) -> list[Callable[[], gym.Env]]:
+    """The per-env factories, from nerveX's ``(env_fn, env_cfg, env_num)`` or a list of factories.
+
+    ``env_fn(cfg=env_cfg[i])`` builds env ``i`` when ``env_cfg`` is given (different configs per env),
+    else ``env_fn()`` ``env_num`` times. A list of zero-argument factories is taken as is.
+    """
+    if isinstance(env_fn, Sequence):
+        if env_cfg is not None or env_num not in (None, len(env_fn)):
+            raise ValueError("with a list of env factories, env_cfg must be None and env_num its length")
+        fns = list(env_fn)
+    elif not callable(env_fn):
+        raise ValueError(f"env_fn must be callable or a list of callables, got {env_fn!r}")
+    elif env_cfg is not None:
+        if env_num is not None and env_num != len(env_cfg):
+            raise ValueError(f"env_num={env_num} but env_cfg has {len(env_cfg)} entries; they must match")
+        fns = [partial(env_fn, cfg=dict(cfg)) for cfg in env_cfg]
+    else:
+        if env_num is None:
+            raise ValueError("env_num must be set when env_cfg is None")
+        fns = [env_fn] * env_num
+    check_int("env_num", len(fns), 1)
+    return fns
+
+
+class EnvManager(gym.vector.VectorEnv):
+    """Shared state and bookkeeping of the sync and subprocess managers (see the module docstring).
+
+    Subclasses implement :meth:`_reset_envs`, :meth:`_step_envs` and :meth:`_close_envs`.
+
+    Args:
+        env_fns: one zero-argument factory per env (see :func:`build_env_fns`).
+        max_retries: faults allowed per env without a finished episode in between; one more raises.
+        episode_num: episodes each env runs under :meth:`step_ready` before it stops (``None``: no limit).
+        stats_window: finished episodes averaged by :meth:`stats`.
+    """
+
+    metadata: dict[str, Any] = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+
+    def __init__(
+        self,
+        env_fns: Sequence[Callable[[], gym.Env]],
+        *,
+        max_retries: int = 3,
+        episode_num: int | None = None,
+        stats_window: int = 100,
+    ) -> None:
+        self.env_fns = list(env_fns)
+        self.num_envs = check_int("env_num", len(self.env_fns), 1)
+        self.max_retries = check_int("max_retries", max_retries, 0)
+        self.episode_num = math.inf if episode_num is None else check_int("episode_num", episode_num, 1)
+        check_int("stats_window", stats_window, 1)
+        self.closed = False
+        self._seed: int | None = None
+        self._returns = np.zeros(self.num_envs)
+        self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self._episodes = np.zeros(self.num_envs, dtype=np.int64)  # finished, per env
+        self._faults_in_a_row = np.zeros(self.num_envs, dtype=np.int64)
+        self._restarts = np.zeros(self.num_envs, dtype=np.int64)  # rebuilds per env: seeds new episodes
+        self.faults: Counter[str] = Counter({kind: 0 for kind in FAULT_KINDS})
+        self.env_steps = 0
+        self.dropped_episodes = 0
+        self.recent_returns: deque[float] = deque(maxlen=stats_window)
+        self.recent_lengths: deque[int] = deque(maxlen=stats_window)
+        self._all_envs = np.arange(self.num_envs)
+        self._in_flight = np.zeros(self.num_envs, dtype=bool)  # stepping under step_ready
+        self._last_obs: np.ndarray | None = None  # (E, *obs_shape): each env's current observation
+        self._last_obs_shared = False  # _last_obs is the array step() returned
+
+    # ----------------------------------------------------------------------------- spaces and seeds
+    def _set_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        self.single_observation_space = observation_space
+        self.single_action_space = action_space
+        self.observation_space = gym.vector.utils.batch_space(observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(action_space, self.num_envs)
+
+    def _check_spaces(self, index: int, observation_space: gym.Space, action_space: gym.Space) -> None:
+        if (observation_space, action_space) != (self.single_observation_space, self.single_action_space):
+            raise EnvManagerError(
+                f"env {index} has observation space {observation_space} and action space {action_space}, "
+                f"env 0 has {self.single_observation_space} and {self.single_action_space}; all envs of a "
+                "manager must share their spaces (use one manager per kind of env)"
+            )
+
+    def _env_seed(self, index: int) -> int | None:
+        """Seed of env ``index``'s next fresh start: distinct per env and per rebuild, reproducible."""
+        if self._seed is None:
+            return None
+        return self._seed + index + 1_000_003 * int(self._restarts[index])
+
+    # ----------------------------------------------------------------------------- vector-env API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every env; env ``i`` gets ``seed + i``. Returns obs ``(E, *obs_shape)`` and infos."""
+        self._check_open()
+        self._seed = seed
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
+        self._in_flight[:] = False
+        obs, infos = self._reset_envs(options)
+        self._last_obs = obs.copy()
+        return obs, self._merge_infos(infos)
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every env once. ``actions`` ``(E, *action_shape)``.
+
+        Returns obs ``(E, *obs_shape)``, reward ``(E,)`` float64, terminated/truncated ``(E,)`` bool and
+        infos with ``final_obs`` ``(E, *obs_shape)`` (valid where an episode ended) and ``dropped`` ``(E,)``.
+        """
+        self._check_open()
+        if self._last_obs is None:
+            raise EnvManagerError("step() called before reset()")
+        if self._in_flight.any():
+            raise EnvManagerError("step() while step_ready() has envs in flight; use one API at a time")
+        actions = np.asarray(actions)
+        if actions.shape[:1] != (self.num_envs,):
+            raise ValueError(f"actions must have shape (num_envs={self.num_envs}, ...), got {actions.shape}")
+        result = self._step_envs(self._all_envs, actions)
+        obs, reward, terminated, truncated, final_obs, dropped, infos = result
+        self._account(self._all_envs, reward, terminated, truncated, dropped)
+        info = self._merge_infos(infos)
+        info["final_obs"] = final_obs
+        info["dropped"] = dropped
+        self._last_obs = obs  # a fresh array each step, shared with the caller: copied before writing
+        self._last_obs_shared = True
+        return obs, reward, terminated, truncated, info
+
+    # ----------------------------------------------------------------------------- nerveX actor API
+    @property
+    def ready_obs(self) -> dict[int, np.ndarray]:
+        """Observations of the envs waiting for an action (not in flight, episode quota not reached)."""
+        self._check_open()
+        if self._last_obs is None:
+            raise EnvManagerError("ready_obs read before reset()")
+        ready = ~self._in_flight & (self._episodes < self.episode_num)
+        return {int(i): self._last_obs[i] for i in np.flatnonzero(ready)}
+
+    @property
+    def done(self) -> bool:
+        """Every env finished ``episode_num`` episodes (never, when ``episode_num`` is None)."""
+        return bool((self._episodes >= self.episode_num).all())
+
+    def step_ready(self, actions: Mapping[int, Any]) -> dict[int, EnvStep]:
+        """Step the envs in ``actions`` (``{env_index: action}``) and return the results that are ready.
+
+        The sync manager returns every stepped env. The subprocess manager in async mode returns as soon
+        as ``wait_num`` envs have results (envs still stepping stay in flight and come back later).
+        """
+        self._check_open()
+        ready = self.ready_obs
+        not_ready = sorted(set(actions) - set(ready))
+        if not_ready:
+            raise EnvManagerError(f"envs {not_ready} are not ready for an action; ready: {sorted(ready)}")
+        index = np.fromiter(actions, dtype=np.int64, count=len(actions))
+        stacked = np.stack([np.asarray(a) for a in actions.values()]) if len(index) else np.empty(0)
+        return self._step_ready(index, stacked)
+
+    def _step_ready(self, index: np.ndarray, actions: np.ndarray) -> dict[int, EnvStep]:
+        """Step envs ``index`` (one action row each); the subprocess manager's async mode overrides it."""
+        if not len(index):
+            return {}
+        return self._to_env_steps(index, self._step_envs(index, actions))
+
+    def _to_env_steps(self, index: np.ndarray, result: tuple) -> dict[int, EnvStep]:
+        obs, reward, terminated, truncated, final_obs, dropped, infos = result
+        self._account(index, reward, terminated, truncated, dropped)
+        self._in_flight[index] = False
+        if self._last_obs_shared:
+            self._last_obs, self._last_obs_shared = self._last_obs.copy(), False
+        steps = {}
+        for row, i in enumerate(index.tolist()):
+            self._last_obs[i] = obs[row]
+            ended = bool(terminated[row] or truncated[row])
+            steps[i] = EnvStep(
+                obs=obs[row].copy(),
+                reward=float(reward[row]),
+                terminated=bool(terminated[row]),
+                truncated=bool(truncated[row]),
+                info=infos[row],
+                final_obs=final_obs[row].copy() if ended else None,
+                dropped=bool(dropped[row]),
+            )
+        return steps
+
+    # ----------------------------------------------------------------------------- bookkeeping
+    def _account(
+        self,
+        index: np.ndarray,
+        reward: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        dropped: np.ndarray,
+    ) -> None:
+        """Episode statistics of the stepped envs ``index`` (rows of the other arrays)."""
+        ended_mask = terminated | truncated
+        if not ended_mask.any():  # the common step: no episode ended, so nothing was dropped either
+            self.env_steps += len(index)
+            self._returns[index] += reward
+            self._lengths[index] += 1
+            return
+        valid = ~dropped
+        self.env_steps += int(valid.sum())
+        self.dropped_episodes += int(dropped.sum())
+        self._returns[index] += np.where(valid, reward, 0.0)
+        self._lengths[index] += valid
+        ended = index[ended_mask & valid]
+        if len(ended):
+            self.recent_returns.extend(self._returns[ended].tolist())
+            self.recent_lengths.extend(self._lengths[ended].tolist())
+            self._episodes[ended] += 1
+            self._faults_in_a_row[ended] = 0
+        restarted = index[ended_mask]  # ended or dropped: a fresh episode starts
+        self._returns[restarted] = 0.0
+        self._lengths[restarted] = 0
+
+    def _record_fault(self, index: int, kind: FaultKind, detail: str) -> None:
+        """Count a fault of env ``index``; raise once it exceeds ``max_retries`` in a row."""
+        self.faults[kind] += 1
+        self._faults_in_a_row[index] += 1
+        self._restarts[index] += 1
+        if self._faults_in_a_row[index] > self.max_retries:
+            raise EnvManagerError(
+                f"env {index} failed {self._faults_in_a_row[index]} times without finishing an episode "
+                f"(max_retries={self.max_retries}); last fault: {kind}: {detail}"
+            )
+        log.warning("env %d: %s (%s); rebuilding it and dropping its episode", index, kind, detail)
+
+    def stats(self) -> dict[str, float]:
+        """Counters for logging: env steps, episodes, faults by kind, dropped steps, recent returns."""
+        stats: dict[str, float] = {
+            "env_steps": float(self.env_steps),
+            "episodes": float(self._episodes.sum()),
+            "dropped_episodes": float(self.dropped_episodes),
+            **{f"faults/{kind}": float(n) for kind, n in self.faults.items()},
+        }
+        if self.recent_returns:
+            stats["return_mean"] = float(np.mean(self.recent_returns))
+            stats["episode_len"] = float(np.mean(self.recent_lengths))
+        return stats
+
+    def _merge_infos(self, infos: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Per-env info dicts → gymnasium's vector layout (``info[key]`` array plus ``info["_key"]`` mask)."""
+        merged: dict[str, Any] = {}
+        for i, info in enumerate(infos):
+            if info:
+                merged = self._add_info(merged, info, i)
+        return merged
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise EnvManagerError(f"{type(self).__name__} is closed")
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self._close_envs()
+
+    # ----------------------------------------------------------------------------- subclass hooks
+    def _reset_envs(self, options: dict[str, Any] | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Reset all envs (seeding each with :meth:`_env_seed`); obs ``(E, *obs_shape)`` and infos."""
+        raise NotImplementedError
+
+    def _step_envs(self, index: np.ndarray, actions: np.ndarray) -> tuple:
+        """Step envs ``index`` with ``actions`` (one row each), autoresetting and recovering faults.
+
+        Returns ``(obs, reward, terminated, truncated, final_obs, dropped, infos)`` with one row per env
+        of ``index``.
+        """
+        raise NotImplementedError
+
+    def _close_envs(self) -> None:
+        raise NotImplementedError
