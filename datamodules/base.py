@@ -47,6 +47,8 @@ class EnvDataModule(pl.LightningDataModule):
         max_env_steps: stop training after this many global env steps (``None``: no env-step budget).
         eval_episodes: episodes per evaluation (the Evaluator callback and ``validate``).
         eval_seed: reset seed of evaluation envs; the same seed every time makes evaluations comparable.
+        eval_env_kwargs: entries that override ``env_kwargs`` for the evaluation envs only, e.g. Atari's
+            ``{is_train: false}`` to score whole games with unclipped rewards; the spaces must not change.
     """
 
     x_axis = "env_steps"  # the counter learning curves are plotted against (wandb's step metric)
@@ -63,6 +65,7 @@ class EnvDataModule(pl.LightningDataModule):
         max_env_steps: int | None = None,
         eval_episodes: int = 20,
         eval_seed: int = 10_000,
+        eval_env_kwargs: dict[str, Any] | None = None,
     ):
         super().__init__()
         check_positive(n_envs=n_envs, max_env_steps=max_env_steps, eval_episodes=eval_episodes)
@@ -71,6 +74,17 @@ class EnvDataModule(pl.LightningDataModule):
         check_choice("vectorization", vectorization, ("sync", "subprocess"))
         self.env_name, self.make_env = resolve_env_factory(env_id, env_fn, env_kwargs)
         self.env_spec: dict[str, Any] = probe_env_spec(self.env_name, self.make_env).to_dict()
+        self.make_eval_env = self.make_env
+        if eval_env_kwargs:
+            _, self.make_eval_env = resolve_env_factory(
+                env_id, env_fn, {**(env_kwargs or {}), **eval_env_kwargs}
+            )
+            eval_spec = probe_env_spec(self.env_name, self.make_eval_env).to_dict()
+            if eval_spec != self.env_spec:
+                raise ValueError(
+                    f"eval_env_kwargs {eval_env_kwargs} change the env's spaces: training {self.env_spec}, "
+                    f"evaluation {eval_spec}; they must be the same"
+                )
         self.n_envs = n_envs
         self.vectorization = vectorization
         self.env_manager = dict(env_manager or {})
@@ -109,18 +123,19 @@ class EnvDataModule(pl.LightningDataModule):
             self.include_replay_in_state = True
 
     # --- evaluation ------------------------------------------------------------------------------
-    def make_vector_env(self, n_envs: int) -> EnvManager:
-        """``n_envs`` envs behind this DataModule's env manager (``vectorization`` and ``env_manager``)."""
-        return make_vector_env(self.make_env, n_envs, self.vectorization, self.env_manager)
+    def make_vector_env(self, n_envs: int, evaluation: bool = False) -> EnvManager:
+        """``n_envs`` training (or ``evaluation``) envs behind this DataModule's env manager."""
+        make = self.make_eval_env if evaluation else self.make_env
+        return make_vector_env(make, n_envs, self.vectorization, self.env_manager)
 
     def evaluate(self, policy: RLPolicy, n_episodes: int | None = None) -> EpisodeStats:
         """Deterministic episodes with ``policy.act(obs, mode="eval")`` on envs separate from training."""
         n_episodes = n_episodes or self.eval_episodes
-        if self._eval_env is None or self._eval_env.num_envs != min(n_episodes, 32):
+        # in-process eval envs are cheap; worker processes are not: no more than the training envs
+        n_eval_envs = min(n_episodes, 32 if self.vectorization == "sync" else self.n_envs)
+        if self._eval_env is None or self._eval_env.num_envs != n_eval_envs:
             self._close_eval_env()
-            # in-process eval envs are cheap; worker processes are not: no more than the training envs
-            n_eval_envs = min(n_episodes, 32 if self.vectorization == "sync" else self.n_envs)
-            self._eval_env = self.make_vector_env(n_eval_envs)
+            self._eval_env = self.make_vector_env(n_eval_envs, evaluation=True)
         was_training = policy.training
         policy.eval()  # dropout / batch norm in user networks must not make evaluation random
         try:

@@ -106,6 +106,7 @@ class OffPolicyDataModule(EnvDataModule):
         max_env_steps: int | None = None,
         eval_episodes: int = 20,
         eval_seed: int = 10_000,
+        eval_env_kwargs: dict[str, Any] | None = None,
         buffer_size: int = 100_000,
         batch_size: int = 64,
         learning_starts: int = 1_000,
@@ -139,6 +140,7 @@ class OffPolicyDataModule(EnvDataModule):
             max_env_steps,
             eval_episodes,
             eval_seed,
+            eval_env_kwargs,
         )
         check_positive(
             buffer_size=buffer_size,

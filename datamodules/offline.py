@@ -35,7 +35,7 @@ class OfflineDataModule(EnvDataModule):
         dataset_dir: the dataset directory.
         env_id: the evaluation env; ``None`` (and no ``env_fn``) takes the id and ``env_kwargs`` recorded
             in the dataset. Whatever is given must have the dataset's observation and action spaces.
-        env_fn, env_kwargs, vectorization, env_manager, eval_episodes, eval_seed: as in
+        env_fn, env_kwargs, vectorization, env_manager, eval_episodes, eval_seed, eval_env_kwargs: as in
             :class:`EnvDataModule`.
         seed: seed of batch sampling. One process only for now: Lightning's DDP would wrap the endless
             sampler in a ``DistributedSampler``, which needs a length.
@@ -55,6 +55,7 @@ class OfflineDataModule(EnvDataModule):
         seed: int = 0,
         eval_episodes: int = 20,
         eval_seed: int = 10_000,
+        eval_env_kwargs: dict[str, Any] | None = None,
         batch_size: int = 256,
     ):
         dataset = TransitionDataset(dataset_dir)  # validated before anything else is built
@@ -64,7 +65,17 @@ class OfflineDataModule(EnvDataModule):
             env_kwargs = dataset.metadata.get("env_kwargs") if env_kwargs is None else env_kwargs
         # n_envs=1: there are no training envs; evaluation sizes its own vector env
         super().__init__(
-            env_id, env_fn, env_kwargs, 1, vectorization, env_manager, seed, None, eval_episodes, eval_seed
+            env_id,
+            env_fn,
+            env_kwargs,
+            1,
+            vectorization,
+            env_manager,
+            seed,
+            None,
+            eval_episodes,
+            eval_seed,
+            eval_env_kwargs,
         )
         check_positive(batch_size=batch_size)
         self.save_hyperparameters()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from cli_utils import CONFIG
 
 from app_zoo.classic_control.cartpole.envs import CartPoleEnv
 from lightning_rl.datamodules import OffPolicyDataModule
@@ -70,3 +71,35 @@ def test_datamodule_builds_a_config_env_from_env_fn_and_kwargs():
     )
     assert dm.env_spec["env_id"] == "CartPoleEnv" and dm.env_spec["n_actions"] == 2
     assert dm.make_env().info().env_id == "CartPole-v0"
+
+
+def test_eval_env_kwargs_change_only_the_evaluation_envs():
+    dm = OffPolicyDataModule(
+        env_id=None,
+        env_fn=CartPoleEnv,
+        n_envs=2,
+        eval_env_kwargs={"env_kwargs": {"max_episode_steps": 30}},
+    )
+    assert dm.make_env().info().max_episode_steps == 500
+    assert dm.make_eval_env().info().max_episode_steps == 30
+    policy = type("Always0", (), {"training": False, "act": lambda self, obs, mode: obs[:, 0].long() * 0})()
+    policy.eval = policy.train = lambda *a: None
+    stats = dm.evaluate(policy, n_episodes=3)
+    assert (stats.lengths <= 30).all()
+    dm.teardown("fit")
+    with pytest.raises(ValueError, match=r"eval_env_kwargs .* change the env's spaces"):
+        OffPolicyDataModule(env_id=None, env_fn=CartPoleEnv, eval_env_kwargs={"env_id": "Acrobot-v1"})
+
+
+def test_a_yaml_env_class_is_named_by_its_class(tmp_path):
+    from lightning_rl.cli import RLCLI
+
+    args = [
+        f"--config={CONFIG}",
+        "--data.init_args.env_id=null",
+        "--data.init_args.env_fn=app_zoo.classic_control.cartpole.envs.CartPoleEnv",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    cli = RLCLI(args=args, run=False)
+    assert cli.datamodule.env_spec["env_id"] == "CartPoleEnv"
+    assert cli.model.hparams.env_spec["env_id"] == "CartPoleEnv"

@@ -36,7 +36,7 @@ def resolve_env_factory(
             raise ValueError(
                 f"env_fn must be callable (a function or class returning a gymnasium.Env), got {env_fn!r}"
             )
-        return getattr(env_fn, "__qualname__", repr(env_fn)), partial(env_fn, **env_kwargs)
+        return _factory_name(env_fn), partial(env_fn, **env_kwargs)
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
         hint = (
@@ -46,6 +46,15 @@ def resolve_env_factory(
         )
         raise ValueError(f"env_id: unknown gymnasium environment id '{env_id}'{hint}")
     return env_id, partial(gym.make, env_id, **env_kwargs)
+
+
+def _factory_name(env_fn: EnvFactory) -> str:
+    """``CartPoleEnv`` for a class or function, also when a config parser wrapped it in a ``partial``."""
+    while isinstance(env_fn, partial):
+        # jsonargparse passes a class from YAML as partial(<instantiator>, ..., cls): the class is last
+        wrapped = [arg for arg in env_fn.args if callable(arg) and hasattr(arg, "__qualname__")]
+        env_fn = wrapped[-1] if wrapped else env_fn.func
+    return getattr(env_fn, "__qualname__", repr(env_fn))
 
 
 def probe_env_spec(name: str, make: Callable[[], gym.Env]) -> EnvSpec:

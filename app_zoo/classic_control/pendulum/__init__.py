@@ -1,0 +1,1 @@
+"""Pendulum-v1: swing a pendulum up and hold it upright with a bounded torque; continuous actions."""

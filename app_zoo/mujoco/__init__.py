@@ -1,0 +1,1 @@
+"""MuJoCo locomotion (gymnasium v5 envs): Hopper, HalfCheetah, Walker2d; continuous actions."""

@@ -1,0 +1,131 @@
+"""app_zoo.mujoco: Hopper, HalfCheetah and Walker2d (info(), float32 observations, rollouts through the env
+managers) and their env-only data sections."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+from cli_utils import REPO
+
+from app_zoo.mujoco.envs import HalfCheetahEnv, HopperEnv, MujocoEnv, Walker2dEnv
+from lightning_rl.envs import SubprocessEnvManager, SyncEnvManager
+
+HAVE_MUJOCO = all(importlib.util.find_spec(name) is not None for name in ("mujoco", "imageio"))
+requires_mujoco = pytest.mark.skipif(
+    not HAVE_MUJOCO, reason="mujoco / imageio not installed: pip install 'lightning-rl[mujoco]'"
+)
+CONFIGS = REPO / "app_zoo" / "mujoco" / "configs"
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory: keep them out of the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
+# env class, gymnasium id, obs dim, action dim
+ENVS = [
+    (HopperEnv, "Hopper-v5", 11, 3),
+    (HalfCheetahEnv, "HalfCheetah-v5", 17, 6),
+    (Walker2dEnv, "Walker2d-v5", 17, 6),
+]
+
+
+@requires_mujoco
+@pytest.mark.parametrize(("env_cls", "env_id", "obs_dim", "act_dim"), ENVS)
+def test_info_shapes_and_bounds(env_cls, env_id, obs_dim, act_dim):
+    env = env_cls(cfg={})
+    info = env.info()
+    assert info.env_id == env_id and info.max_episode_steps == 1000
+    assert info.obs_space == gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+    assert info.act_space == gym.spaces.Box(-1.0, 1.0, (act_dim,), np.float32)
+    assert info.rew_space.low == -np.inf and info.rew_space.high == np.inf
+    spec = info.to_spec()
+    assert spec.obs_dtype == "float32" and spec.action_type == "continuous"
+    assert spec.action_low == (-1.0,) * act_dim and spec.action_high == (1.0,) * act_dim
+    obs, _ = env.reset(seed=0)
+    assert obs.dtype == np.float32 and obs.shape == (obs_dim,)
+    # the cast keeps the simulator's values (to float32 precision)
+    raw_obs, _ = gym.make(env_id).reset(seed=0)
+    assert raw_obs.dtype == np.float64 and np.array_equal(obs, raw_obs.astype(np.float32))
+    env.close()
+
+
+def test_a_missing_mujoco_names_the_extra_to_install(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mujoco" else real_find_spec(name, *a)
+    )
+    with pytest.raises(
+        ImportError, match=r"HopperEnv needs \['mujoco'\].*pip install 'lightning-rl\[mujoco\]'"
+    ):
+        HopperEnv(cfg={})
+
+
+@requires_mujoco
+def test_mujoco_env_takes_any_mujoco_id_and_rejects_others():
+    assert MujocoEnv(cfg={}).info().env_id == "Hopper-v5"
+    assert MujocoEnv(env_id="InvertedPendulum-v5").info().obs_space.dtype == np.float32
+    with pytest.raises(
+        ValueError, match=r"env_id 'Hoper-v5' is not a gymnasium MuJoCo env; did you mean \['Hopper-v5'"
+    ):
+        MujocoEnv(env_id="Hoper-v5")
+    with pytest.raises(
+        ValueError, match=r"env_id 'CartPole-v1' is not a gymnasium MuJoCo env; allowed: \[.*'Walker2d-v5'\]"
+    ):
+        MujocoEnv(env_id="CartPole-v1")
+
+
+@requires_mujoco
+@pytest.mark.parametrize("manager", [SyncEnvManager, SubprocessEnvManager])
+def test_random_rollout_through_the_env_managers(manager):
+    """Hopper and Walker2d fall under a random policy (terminated), so episodes end within 300 steps."""
+    envs = manager(MujocoEnv, env_cfg=[{"env_id": "Hopper-v5"}, {"env_id": "Hopper-v5"}], env_num=2)
+    try:
+        obs, _ = envs.reset(seed=0)
+        assert obs.shape == (2, 11) and obs.dtype == np.float32
+        envs.action_space.seed(0)
+        terminations, rewards = 0, []
+        for _ in range(300):
+            obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
+            assert obs.dtype == np.float32 and np.isfinite(obs).all()
+            terminations += int(terminated.sum())
+            rewards.extend(reward.tolist())
+        assert terminations >= 2 and np.isfinite(rewards).all()
+    finally:
+        envs.close()
+
+
+@requires_mujoco
+@pytest.mark.parametrize("env_cls", [HalfCheetahEnv, Walker2dEnv])
+def test_random_rollout_of_the_other_envs(env_cls):
+    envs = SyncEnvManager(env_cls, env_num=2)
+    try:
+        envs.reset(seed=1)
+        envs.action_space.seed(1)
+        for _ in range(200):
+            obs, reward, *_ = envs.step(envs.action_space.sample())
+            assert obs.dtype == np.float32 and np.isfinite(obs).all() and np.isfinite(reward).all()
+    finally:
+        envs.close()
+
+
+@requires_mujoco
+@pytest.mark.parametrize(
+    ("name", "env_cls"), [("hopper", HopperEnv), ("halfcheetah", HalfCheetahEnv), ("walker2d", Walker2dEnv)]
+)
+def test_data_sections_build_an_off_policy_datamodule(name, env_cls):
+    """The ``--data`` files name a DataModule class and its arguments; they build one with our env."""
+    from lightning_rl.datamodules import OffPolicyDataModule
+
+    section = yaml.safe_load((CONFIGS / f"{name}_env.yaml").read_text())
+    assert section["class_path"] == "lightning_rl.datamodules.OffPolicyDataModule"
+    args = section["init_args"]
+    assert args["env_fn"] == f"app_zoo.mujoco.envs.{env_cls.__name__}" and args["env_id"] is None
+    dm = OffPolicyDataModule(**{**args, "env_fn": env_cls, "buffer_size": 1000})
+    assert dm.env_spec["action_type"] == "continuous" and dm.env_spec["obs_dtype"] == "float32"
+    assert dm.hparams.learning_starts == 10_000 and dm.hparams.batch_size == 256
