@@ -128,9 +128,8 @@ class SubprocessEnvManager(EnvManager):
         }
         self._shared = _views(self._raw)
         self._workers = [_Worker(chunk.tolist()) for chunk in np.array_split(np.arange(e), n_workers)]
-        self._worker_of = np.concatenate([[w] * len(wk.env_indices) for w, wk in enumerate(self._workers)])
         self._sent_at = np.zeros(e)  # async mode: when each in-flight env was sent its action
-        self._faulted: dict[int, np.ndarray] = {}  # async mode: worker -> final obs of dropped envs
+        self._faulted: dict[int, dict[str, Any]] = {}  # async mode: env -> info of its restarted episode
         try:
             for w in range(n_workers):
                 self._start(w)
