@@ -125,8 +125,12 @@ class EnvDataModule(pl.LightningDataModule):
     # --- evaluation ------------------------------------------------------------------------------
     def make_vector_env(self, n_envs: int, evaluation: bool = False) -> EnvManager:
         """``n_envs`` training (or ``evaluation``) envs behind this DataModule's env manager."""
-        make = self.make_eval_env if evaluation else self.make_env
-        return make_vector_env(make, n_envs, self.vectorization, self.env_manager)
+        make, manager_kwargs = self.make_env, self.env_manager
+        if evaluation:  # as many workers as configured, but never more than the (fewer) eval envs
+            make, manager_kwargs = self.make_eval_env, dict(self.env_manager)
+            if "n_workers" in manager_kwargs:
+                manager_kwargs["n_workers"] = min(manager_kwargs["n_workers"], n_envs)
+        return make_vector_env(make, n_envs, self.vectorization, manager_kwargs)
 
     def evaluate(self, policy: RLPolicy, n_episodes: int | None = None) -> EpisodeStats:
         """Deterministic episodes with ``policy.act(obs, mode="eval")`` on envs separate from training."""

@@ -342,3 +342,14 @@ def test_fit_with_the_subprocess_manager_survives_env_crashes_and_logs_them(tmp_
         logged = [float(row["env/faults/crash"]) for row in csv.DictReader(f) if row.get("env/faults/crash")]
     assert logged and logged == sorted(logged) and 0 < logged[-1] <= crashes
     assert cli.datamodule.collector is None  # teardown closed the manager and its workers
+
+
+def test_evaluation_caps_the_workers_at_the_eval_envs(no_leaked_workers):
+    from lightning_rl.datamodules import OffPolicyDataModule
+
+    dm = OffPolicyDataModule(n_envs=2, vectorization="subprocess", env_manager={"n_workers": 2})
+    policy = type("Left", (), {"training": False, "act": lambda self, obs, mode: obs[:, 0].long() * 0})()
+    policy.eval = policy.train = lambda *a: None
+    stats = dm.evaluate(policy, n_episodes=1)  # one eval env: one worker
+    assert len(stats.returns) == 1 and dm._eval_env.num_envs == 1
+    dm.teardown("fit")

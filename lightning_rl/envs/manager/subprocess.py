@@ -251,16 +251,18 @@ class SubprocessEnvManager(EnvManager):
             if reply is not None:
                 for i, info in zip(worker.env_indices, reply, strict=True):
                     infos[i] = info
-        final_obs = shared.final_obs.copy()
+        reward = shared.reward.copy()
+        terminated = shared.terminated.copy()
+        truncated = shared.truncated.copy()
+        final_obs = np.zeros(shared.obs.shape, shared.obs.dtype)  # calloc: untouched rows cost nothing
+        ended = np.flatnonzero(terminated | truncated)
+        final_obs[ended] = shared.final_obs[ended]
         for w, fault in faulted:
             rows = self._workers[w].env_indices
             final_obs[rows] = self._last_obs[rows]  # the obs the failed action was taken from
             dropped[rows] = True
             for i, info in zip(rows, self._recover(w, fault), strict=True):
                 infos[i] = info
-        reward = shared.reward.copy()
-        terminated = shared.terminated.copy()
-        truncated = shared.truncated.copy()
         reward[dropped], terminated[dropped], truncated[dropped] = 0.0, False, True
         return shared.obs.copy(), reward, terminated, truncated, final_obs, dropped, infos
 

@@ -1,0 +1,1 @@
+"""Traffic-signal control in the SUMO simulator (nerveX's app_zoo/sumo), driven through TraCI."""
