@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from cli_utils import REPO
+from env_utils import random_rollout
 
 from app_zoo.atari.envs import AtariEnv, EpisodicLifeWrapper, FireResetWrapper
 from lightning_rl.cli import RLCLI
@@ -289,20 +290,10 @@ def test_rewards_are_clipped_to_their_sign():
 @requires_ale
 @pytest.mark.parametrize("manager", [SyncEnvManager, SubprocessEnvManager])
 def test_random_rollout_through_the_env_managers(manager):
-    envs = manager(AtariEnv, env_cfg=[{"env_id": "ALE/Breakout-v5"}] * 2, env_num=2)
-    try:
-        obs, _ = envs.reset(seed=0)
-        assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
-        rng = np.random.default_rng(0)
-        ended, rewards = 0, []
-        for _ in range(300):
-            obs, reward, terminated, truncated, _ = envs.step(rng.integers(0, 4, size=2))
-            ended += int((terminated | truncated).sum())
-            rewards.extend(reward.tolist())
-        assert obs.shape == (2, 4, 84, 84) and ended >= 2  # lives are lost within 300 random steps
-        assert set(rewards) <= {-1.0, 0.0, 1.0}
-    finally:
-        envs.close()
+    rollout = random_rollout(manager(AtariEnv, env_cfg=[{"env_id": "ALE/Breakout-v5"}] * 2, env_num=2), 300)
+    assert rollout.obs.shape == (300, 2, 4, 84, 84) and rollout.obs.dtype == np.uint8
+    assert rollout.episodes_ended >= 2  # lives are lost within 300 random steps
+    assert set(rollout.reward.flat) <= {-1.0, 0.0, 1.0}
 
 
 # --- the configs through the CLI ------------------------------------------------------------------------

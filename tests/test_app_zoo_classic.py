@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from cli_utils import CONFIG, REPO
+from env_utils import random_rollout
 
 from app_zoo.classic_control.acrobot.envs import AcrobotEnv
 from app_zoo.classic_control.mountain_car.envs import MountainCarEnv
@@ -68,23 +69,14 @@ def test_env_kwargs_reach_gymnasium():
     ],
 )
 def test_random_rollout_through_the_env_managers(manager, env_fn, rewards_in, steps):
-    envs = manager(env_fn, env_cfg=[{}, {}], env_num=2)
-    try:
-        obs, _ = envs.reset(seed=0)
-        assert obs.shape == (2, *env_fn(cfg={}).observation_space.shape) and obs.dtype == np.float32
-        envs.action_space.seed(0)
-        ended, rewards = 0, []
-        for _ in range(steps):
-            obs, reward, terminated, truncated, _ = envs.step(envs.action_space.sample())
-            ended += int((terminated | truncated).sum())
-            rewards.extend(reward.tolist())
-        assert ended >= 2 and np.isfinite(rewards).all()
-        if rewards_in is not None:
-            assert set(rewards) <= rewards_in
-        else:
-            assert min(rewards) >= PendulumEnv(cfg={}).reward_space().low and max(rewards) <= 0.0
-    finally:
-        envs.close()
+    rollout = random_rollout(manager(env_fn, env_cfg=[{}, {}], env_num=2), steps)
+    assert rollout.obs.shape == (steps, 2, *env_fn(cfg={}).observation_space.shape)
+    assert rollout.obs.dtype == np.float32
+    assert rollout.episodes_ended >= 2 and np.isfinite(rollout.reward).all()
+    if rewards_in is not None:
+        assert set(rollout.reward.flat) <= rewards_in
+    else:
+        assert rollout.reward.min() >= PendulumEnv(cfg={}).reward_space().low and rollout.reward.max() <= 0.0
 
 
 @pytest.mark.parametrize("name", ["acrobot", "mountain_car"])

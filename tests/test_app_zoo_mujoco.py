@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from cli_utils import REPO
+from env_utils import random_rollout
 
 from app_zoo.mujoco.envs import HalfCheetahEnv, HopperEnv, MujocoEnv, Walker2dEnv
 from lightning_rl.envs import SubprocessEnvManager, SyncEnvManager
@@ -85,33 +86,18 @@ def test_mujoco_env_takes_any_mujoco_id_and_rejects_others():
 def test_random_rollout_through_the_env_managers(manager):
     """Hopper and Walker2d fall under a random policy (terminated), so episodes end within 300 steps."""
     envs = manager(MujocoEnv, env_cfg=[{"env_id": "Hopper-v5"}, {"env_id": "Hopper-v5"}], env_num=2)
-    try:
-        obs, _ = envs.reset(seed=0)
-        assert obs.shape == (2, 11) and obs.dtype == np.float32
-        envs.action_space.seed(0)
-        terminations, rewards = 0, []
-        for _ in range(300):
-            obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
-            assert obs.dtype == np.float32 and np.isfinite(obs).all()
-            terminations += int(terminated.sum())
-            rewards.extend(reward.tolist())
-        assert terminations >= 2 and np.isfinite(rewards).all()
-    finally:
-        envs.close()
+    rollout = random_rollout(envs, 300)
+    assert rollout.obs.shape == (300, 2, 11) and rollout.obs.dtype == np.float32
+    assert np.isfinite(rollout.obs).all() and np.isfinite(rollout.reward).all()
+    assert rollout.terminated.sum() >= 2
 
 
 @requires_mujoco
 @pytest.mark.parametrize("env_cls", [HalfCheetahEnv, Walker2dEnv])
 def test_random_rollout_of_the_other_envs(env_cls):
-    envs = SyncEnvManager(env_cls, env_num=2)
-    try:
-        envs.reset(seed=1)
-        envs.action_space.seed(1)
-        for _ in range(200):
-            obs, reward, *_ = envs.step(envs.action_space.sample())
-            assert obs.dtype == np.float32 and np.isfinite(obs).all() and np.isfinite(reward).all()
-    finally:
-        envs.close()
+    rollout = random_rollout(SyncEnvManager(env_cls, env_num=2), 200, seed=1)
+    assert rollout.obs.dtype == np.float32 and np.isfinite(rollout.obs).all()
+    assert np.isfinite(rollout.reward).all()
 
 
 @requires_mujoco

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from cli_utils import REPO
+from env_utils import random_rollout
 
 pytest.importorskip("traci", reason="TraCI is not installed: pip install -e '.[sumo]'")
 
@@ -218,18 +219,9 @@ def test_each_env_runs_its_own_sumo_and_leaves_none_behind(make_env):
 @pytest.mark.parametrize("manager", [SyncEnvManager, SubprocessEnvManager])
 def test_random_rollout_through_the_env_managers(manager):
     envs = manager(TrafficSignalEnv, env_cfg=[{"episode_seconds": 50}, {"episode_seconds": 50}], env_num=2)
-    try:
-        obs, _ = envs.reset(seed=0)
-        assert obs.shape == (2, 28) and obs.dtype == np.float32
-        envs.action_space.seed(0)
-        ended, rewards = 0, []
-        for _ in range(25):
-            obs, reward, terminated, truncated, _ = envs.step(envs.action_space.sample())
-            ended += int((terminated | truncated).sum())
-            rewards.extend(reward.tolist())
-        assert ended == 4 and max(rewards) <= 0 and np.isfinite(rewards).all()
-    finally:
-        envs.close()
+    rollout = random_rollout(envs, 25)
+    assert rollout.first_obs.shape == (2, 28) and rollout.obs.dtype == np.float32
+    assert rollout.episodes_ended == 4 and rollout.reward.max() <= 0 and np.isfinite(rollout.reward).all()
 
 
 def short_config(tmp_path: Path) -> Path:
