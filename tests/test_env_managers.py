@@ -353,3 +353,30 @@ def test_evaluation_caps_the_workers_at_the_eval_envs(no_leaked_workers):
     stats = dm.evaluate(policy, n_episodes=1)  # one eval env: one worker
     assert len(stats.returns) == 1 and dm._eval_env.num_envs == 1
     dm.teardown("fit")
+
+
+class HangsUnderSeedOneEnv(CountingEnv):
+    """Hangs at its 3rd step whenever it was reset with seed 1 (env 1 after ``reset(seed=0)``)."""
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self.hang_now = seed == 1
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        if self.hang_now and self.t == 2:
+            time.sleep(3600)
+        return super().step(action)
+
+
+def test_envs_sharing_a_failed_worker_restart_with_fresh_seeds(no_leaked_workers):
+    """A fault blamed on env 0 of a 2-env worker (a hang is not traceable to one env) reseeds env 1 too;
+    with its old seed, env 1 would replay into the same hang."""
+    env = SubprocessEnvManager(HangsUnderSeedOneEnv, env_num=2, n_workers=1, step_timeout=0.5)
+    try:
+        env.reset(seed=0)
+        dropped = [env.step(np.zeros(2, dtype=np.int64))[4]["dropped"].tolist() for _ in range(8)]
+        assert dropped[2] == [True, True] and sum(map(sum, dropped)) == 2
+        assert env.stats()["faults/timeout"] == 1
+    finally:
+        env.close()

@@ -200,6 +200,8 @@ class SubprocessEnvManager(EnvManager):
             failed = fault.env_index if fault.env_index is not None else worker.env_indices[0]
             worker.kill()
             self._record_fault(failed, fault.kind, fault.detail)  # raises past max_retries
+            others = [i for i in worker.env_indices if i != failed]
+            self._restarts[others] += 1  # rebuilt too: fresh seeds, or they would replay into the fault
             try:
                 self._start(w)
                 return self._reset_worker(w)
