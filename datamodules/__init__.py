@@ -3,5 +3,6 @@
 from lightning_rl.datamodules.base import EnvDataModule
 from lightning_rl.datamodules.off_policy import OffPolicyDataModule
 from lightning_rl.datamodules.offline import OfflineDataModule
+from lightning_rl.datamodules.on_policy import OnPolicyDataModule
 
-__all__ = ["EnvDataModule", "OffPolicyDataModule", "OfflineDataModule"]
+__all__ = ["EnvDataModule", "OffPolicyDataModule", "OfflineDataModule", "OnPolicyDataModule"]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
+from tensordict import TensorDict
+from torch import Tensor
 
 from lightning_rl.envs import (
     EnvManager,
@@ -132,6 +134,10 @@ class EnvDataModule(pl.LightningDataModule):
                 manager_kwargs["n_workers"] = min(manager_kwargs["n_workers"], n_envs)
         return make_vector_env(make, n_envs, self.vectorization, manager_kwargs)
 
+    def preprocess_obs(self, obs: Tensor) -> Tensor:
+        """What the policy sees of an observation (identity here; on-policy normalization overrides it)."""
+        return obs
+
     def evaluate(self, policy: RLPolicy, n_episodes: int | None = None) -> EpisodeStats:
         """Deterministic episodes with ``policy.act(obs, mode="eval")`` on envs separate from training."""
         n_episodes = n_episodes or self.eval_episodes
@@ -144,7 +150,10 @@ class EnvDataModule(pl.LightningDataModule):
         policy.eval()  # dropout / batch norm in user networks must not make evaluation random
         try:
             return run_episodes(
-                lambda obs: policy.act(obs, mode="eval"), self._eval_env, n_episodes, self.eval_seed
+                lambda obs: policy.act(self.preprocess_obs(obs), mode="eval"),
+                self._eval_env,
+                n_episodes,
+                self.eval_seed,
             )
         finally:
             policy.train(was_training)
@@ -169,3 +178,14 @@ class EnvDataModule(pl.LightningDataModule):
         if self._eval_env is not None:
             self._eval_env.close()
             self._eval_env = None
+
+
+class Restartable:
+    """An iterable whose every ``iter()`` starts a new generator (Lightning calls ``iter()`` per epoch);
+    the state the generator works on lives in the DataModule, so a new one continues the same run."""
+
+    def __init__(self, make_iterator: Callable[[], Iterator[TensorDict]]):
+        self.make_iterator = make_iterator
+
+    def __iter__(self) -> Iterator[TensorDict]:
+        return self.make_iterator()

@@ -7,7 +7,7 @@ import copy
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -20,7 +20,7 @@ from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.frames import FrameStore
 from lightning_rl.data.throttle import SampleInsertRatio
-from lightning_rl.datamodules.base import EnvDataModule
+from lightning_rl.datamodules.base import EnvDataModule, Restartable
 from lightning_rl.envs.vector import EnvFactory, Vectorization
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
 from lightning_rl.utils.io import atomic_save
@@ -239,7 +239,7 @@ class OffPolicyDataModule(EnvDataModule):
             self.frames.reset()
 
     def train_dataloader(self) -> Iterable[TensorDict]:
-        return _Restartable(self._iter_async if self.hparams.async_collection else self.iter_batches)
+        return Restartable(self._iter_async if self.hparams.async_collection else self.iter_batches)
 
     def iter_batches(self) -> Iterator[TensorDict]:
         """Collection phases and sampled batches, forever (or until the env-step budget, which also ends
@@ -490,14 +490,3 @@ class OffPolicyDataModule(EnvDataModule):
         if self.frames is not None:
             self.frames.load_state_dict(rank_state["frames"])
             self.frames.reset()  # the envs restarted: their last stacks are not the saved ones
-
-
-class _Restartable:
-    """An iterable whose every ``iter()`` starts a new generator (Lightning calls ``iter()`` per epoch);
-    the state the generator works on lives in the DataModule, so a new one continues the same run."""
-
-    def __init__(self, make_iterator: Callable[[], Iterator[TensorDict]]):
-        self.make_iterator = make_iterator
-
-    def __iter__(self) -> Iterator[TensorDict]:
-        return self.make_iterator()

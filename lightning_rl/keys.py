@@ -8,11 +8,19 @@ ACTION = "action"  # action taken at t: () for discrete (int64), (action_dim,) f
 REWARD = "reward"  # rewards r_t..r_{t+n-1}: (nstep,) float32, zero after the episode ended
 NEXT_OBS = "next_obs"  # observation n steps later (or the final observation of the episode)
 TERMINATED = "terminated"  # bool: the episode terminated within the n steps -> no bootstrap
+TRUNCATED = "truncated"  # bool (rollouts): the episode was cut (time limit, rollout end) -> bootstrap
 STEPS = "steps"  # int64: number of real env steps in the transition, 1..nstep (bootstrap gets gamma**steps)
 INDEX = "index"  # int64: storage index of a sampled item (to write priorities back)
 WEIGHT = "weight"  # float32: importance-sampling weight of a sampled item
 
+# On-policy rollouts (datamodules.OnPolicyDataModule) add, per step: LOG_PROB (behaviour log-prob of the
+# action), VALUE (the critic's estimate at collection), ADVANTAGE and RETURNS (GAE), MASK (False: dropped).
+LOG_PROB = "log_prob"  # float32
+VALUE = "value"  # float32
+ADVANTAGE = "advantage"  # float32
+RETURNS = "returns"  # float32
+
 # Sequence items (lightning_rl.data.sequence, recurrent policies) hold the keys of the recorded steps with
 # a leading (L,) = (burn_in + seq_len,) time dim. Positions [0, burn_in) are burn-in context, [burn_in, L)
 # the training part, so the steps that train are mask[..., burn_in:].
-MASK = "mask"  # (L,) bool: position holds a real env step (False: zero padding)
+MASK = "mask"  # (L,) bool: position holds a real env step (False: zero padding, or a dropped step)

@@ -3,6 +3,7 @@
 
 from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.frames import FrameStore
+from lightning_rl.data.normalizer import RewardScaler, RunningMeanStd
 from lightning_rl.data.nstep import NStepTransitionBuilder
 from lightning_rl.data.offline import (
     RandomBatchSampler,
@@ -15,6 +16,8 @@ from lightning_rl.data.sequence import SequenceBuilder, sequence_priority
 from lightning_rl.data.throttle import SampleInsertRatio
 
 __all__ = [
+    "RewardScaler",
+    "RunningMeanStd",
     "BackgroundCollection",
     "FrameStore",
     "NStepTransitionBuilder",

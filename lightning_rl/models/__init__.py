@@ -1,7 +1,28 @@
 """Neural networks. They know nothing of RL losses or Lightning."""
 
+from lightning_rl.models.distributions import (
+    ActionDist,
+    CategoricalDist,
+    DiagGaussian,
+    SquashedDiagGaussian,
+    tanh_log_abs_det_jacobian,
+)
 from lightning_rl.models.dqn import DQNNet
 from lightning_rl.models.encoders import MLPEncoder, NatureCNNEncoder, make_encoder
 from lightning_rl.models.heads import DuelingHead, QHead
+from lightning_rl.models.value_ac import ValueAC
 
-__all__ = ["DQNNet", "DuelingHead", "MLPEncoder", "NatureCNNEncoder", "QHead", "make_encoder"]
+__all__ = [
+    "ActionDist",
+    "CategoricalDist",
+    "DQNNet",
+    "DiagGaussian",
+    "DuelingHead",
+    "MLPEncoder",
+    "NatureCNNEncoder",
+    "QHead",
+    "SquashedDiagGaussian",
+    "ValueAC",
+    "make_encoder",
+    "tanh_log_abs_det_jacobian",
+]

@@ -2,5 +2,6 @@
 
 from lightning_rl.policies.base import RLPolicy
 from lightning_rl.policies.dqn import DQN
+from lightning_rl.policies.ppo import PPO
 
-__all__ = ["DQN", "RLPolicy"]
+__all__ = ["DQN", "PPO", "RLPolicy"]

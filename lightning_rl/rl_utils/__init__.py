@@ -1,5 +1,7 @@
 """Pure tensor RL building blocks: TD losses, return estimators and exploration helpers."""
 
+from lightning_rl.rl_utils.a2c import A2CData, A2CLoss, a2c_error
+from lightning_rl.rl_utils.advantage import GAEReturns, gae
 from lightning_rl.rl_utils.exploration import (
     GaussianNoise,
     NoiseGenerator,
@@ -8,6 +10,7 @@ from lightning_rl.rl_utils.exploration import (
     epsilon_greedy,
     epsilon_greedy_schedule,
 )
+from lightning_rl.rl_utils.ppo import PPOData, PPOInfo, PPOLoss, ppo_error
 from lightning_rl.rl_utils.td import (
     DistNStepData,
     QNStepData,
@@ -28,6 +31,8 @@ from lightning_rl.rl_utils.td import (
     value_inv_transform,
     value_transform,
 )
+from lightning_rl.rl_utils.upgo import upgo_loss, upgo_returns
+from lightning_rl.rl_utils.vtrace import VTraceData, VTraceLoss, VTraceReturns, vtrace, vtrace_error
 
 __all__ = [
     # td
@@ -56,4 +61,25 @@ __all__ = [
     "GaussianNoise",
     "OUNoise",
     "add_action_noise",
+    # advantage
+    "GAEReturns",
+    "gae",
+    # ppo
+    "PPOData",
+    "PPOLoss",
+    "PPOInfo",
+    "ppo_error",
+    # a2c
+    "A2CData",
+    "A2CLoss",
+    "a2c_error",
+    # vtrace
+    "VTraceReturns",
+    "VTraceData",
+    "VTraceLoss",
+    "vtrace",
+    "vtrace_error",
+    # upgo
+    "upgo_returns",
+    "upgo_loss",
 ]
