@@ -155,42 +155,24 @@ def test_reward_scaler_divides_by_the_std_of_the_discounted_return():
     assert scaler.returns.item() == 0.0
 
 
+def timer_module(**kwargs) -> OnPolicyDataModule:
+    """Two 4-step timer envs, rollouts of 4 steps, attached to the time-value policy."""
+    dm = OnPolicyDataModule(env_id=None, env_fn=timer, n_envs=2, n_steps=4, batch_size=8, **kwargs)
+    return attach(dm, TimeValuePolicy())
+
+
 def test_normalizer_statistics_travel_with_the_checkpoint():
-    dm = attach(
-        OnPolicyDataModule(
-            env_id=None,
-            env_fn=timer,
-            n_envs=2,
-            n_steps=4,
-            batch_size=8,
-            normalize_obs=True,
-            normalize_reward=True,
-        ),
-        TimeValuePolicy(),
-    )
+    dm = timer_module(normalize_obs=True, normalize_reward=True)
     dm.collect_rollout(TimeValuePolicy())
     state = dm.state_dict()
-    fresh = attach(
-        OnPolicyDataModule(
-            env_id=None,
-            env_fn=timer,
-            n_envs=2,
-            n_steps=4,
-            batch_size=8,
-            normalize_obs=True,
-            normalize_reward=True,
-        ),
-        TimeValuePolicy(),
-    )
+    fresh = timer_module(normalize_obs=True, normalize_reward=True)
     fresh.load_state_dict(state)
     torch.testing.assert_close(fresh.obs_stats.mean, dm.obs_stats.mean)
     torch.testing.assert_close(fresh.reward_scaler.stats.var, dm.reward_scaler.stats.var)
     assert fresh.env_steps == 8
     obs = torch.tensor([[1.0, 4.0]])
     torch.testing.assert_close(fresh.preprocess_obs(obs), dm.preprocess_obs(obs))
-    plain = attach(
-        OnPolicyDataModule(env_id=None, env_fn=timer, n_envs=2, n_steps=4, batch_size=8), TimeValuePolicy()
-    )
+    plain = timer_module()
     with pytest.raises(ValueError, match="written with normalize_obs on; set data.normalize_obs"):
         plain.load_state_dict(state)
     for module in (dm, fresh, plain):

@@ -2,16 +2,9 @@
 
 import pytest
 import torch
+from tensor_helpers import close, t
 
 from lightning_rl.rl_utils import A2CData, A2CLoss, a2c_error
-
-
-def t(values, dtype=torch.float32, requires_grad=False):
-    return torch.tensor(values, dtype=dtype, requires_grad=requires_grad)
-
-
-def close(actual, expected, atol=1e-5):
-    torch.testing.assert_close(actual, torch.as_tensor(expected, dtype=actual.dtype), atol=atol, rtol=1e-5)
 
 
 def a2c_data(**overrides):

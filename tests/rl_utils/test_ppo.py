@@ -4,18 +4,10 @@ import math
 
 import pytest
 import torch
+from tensor_helpers import close, t
 from torch.distributions import Categorical, Normal
 
 from lightning_rl.rl_utils import PPOData, PPOInfo, PPOLoss, ppo_error
-
-
-def t(values, dtype=torch.float32, requires_grad=False):
-    return torch.tensor(values, dtype=dtype, requires_grad=requires_grad)
-
-
-def close(actual, expected, atol=1e-5):
-    torch.testing.assert_close(actual, torch.as_tensor(expected, dtype=actual.dtype), atol=atol, rtol=1e-5)
-
 
 RATIOS = [1.1, 1.5, 0.5, 4.0]
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from tensor_helpers import close, t
 
 from lightning_rl.rl_utils import (
     DistNStepData,
@@ -24,15 +25,6 @@ from lightning_rl.rl_utils import (
     value_inv_transform,
     value_transform,
 )
-
-
-def t(values, dtype=torch.float32, requires_grad=False):
-    return torch.tensor(values, dtype=dtype, requires_grad=requires_grad)
-
-
-def close(actual, expected, atol=1e-5):
-    torch.testing.assert_close(actual, torch.as_tensor(expected, dtype=actual.dtype), atol=atol, rtol=1e-5)
-
 
 # ---------------------------------------------------------------------------------------------------------
 # One-step Q

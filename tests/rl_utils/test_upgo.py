@@ -2,20 +2,9 @@
 
 import pytest
 import torch
+from tensor_helpers import close, column
 
 from lightning_rl.rl_utils import generalized_lambda_returns, upgo_loss, upgo_returns
-
-
-def t(values, dtype=torch.float32, requires_grad=False):
-    return torch.tensor(values, dtype=dtype, requires_grad=requires_grad)
-
-
-def close(actual, expected, atol=1e-5):
-    torch.testing.assert_close(actual, torch.as_tensor(expected, dtype=actual.dtype), atol=atol, rtol=1e-5)
-
-
-def column(values):
-    return t([[v] for v in values])
 
 
 def tiny_chunk():
