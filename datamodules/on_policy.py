@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from numpy.random import SeedSequence
@@ -16,7 +16,7 @@ from lightning_rl.data.normalizer import RewardScaler, RunningMeanStd
 from lightning_rl.datamodules.base import EnvDataModule, Restartable
 from lightning_rl.envs.vector import EnvFactory, Vectorization
 from lightning_rl.rl_utils import gae
-from lightning_rl.utils.checks import check_int, check_positive, check_range
+from lightning_rl.utils.checks import check_choice, check_int, check_positive, check_range
 
 if TYPE_CHECKING:
     from lightning_rl.policies.base import RLPolicy
@@ -44,6 +44,10 @@ class OnPolicyDataModule(EnvDataModule):
         n_steps: vector steps per rollout (per rank).
         n_epochs: passes over each rollout.
         batch_size: samples per minibatch; ``n_envs * n_steps`` must be a multiple of it.
+        minibatch: ``"steps"``: shuffled env steps, ``(batch_size,)`` (PPO, A2C); ``"trajectories"``: whole
+            env trajectories of the rollout, time-major ``(n_steps, batch_size // n_steps)``, with the
+            true next observations kept for the learner's own bootstraps (IMPALA's V-trace). Dropped
+            steps then stay in place with ``mask`` False.
         gamma, gae_lambda: discount and GAE lambda.
         normalize_advantage: standardize advantages per minibatch (PPO's usual practice).
         normalize_obs, normalize_reward: see above; ``clip_obs`` / ``clip_reward`` bound the results.
@@ -65,6 +69,7 @@ class OnPolicyDataModule(EnvDataModule):
         n_steps: int = 128,
         n_epochs: int = 4,
         batch_size: int = 256,
+        minibatch: Literal["steps", "trajectories"] = "steps",
         gamma: float = 0.99,
         gae_lambda: float = 0.95,
         normalize_advantage: bool = True,
@@ -92,10 +97,16 @@ class OnPolicyDataModule(EnvDataModule):
         check_range("gamma", gamma, 0.0, 1.0)
         check_range("gae_lambda", gae_lambda, 0.0, 1.0)
         check_positive(clip_obs=clip_obs, clip_reward=clip_reward)
+        check_choice("minibatch", minibatch, ("steps", "trajectories"))
         if (n_envs * n_steps) % batch_size:
             raise ValueError(
                 f"batch_size must divide n_envs * n_steps = {n_envs * n_steps} (whole minibatches), "
                 f"got {batch_size}"
+            )
+        if minibatch == "trajectories" and batch_size % n_steps:
+            raise ValueError(
+                f"batch_size must be a multiple of n_steps = {n_steps} with minibatch 'trajectories' "
+                f"(whole trajectories), got {batch_size}"
             )
         if normalize_obs and self.env_spec["obs_dtype"] == "uint8":
             raise ValueError("normalize_obs: image (uint8) observations are scaled by the encoder; set false")
@@ -192,7 +203,8 @@ class OnPolicyDataModule(EnvDataModule):
         rollout[keys.ADVANTAGE], rollout[keys.RETURNS] = advantage, returns
         rollout[keys.TRUNCATED] = truncated
         rollout[keys.MASK] = ~dropped
-        del rollout[keys.NEXT_OBS]
+        if self.hparams.minibatch == "steps":
+            del rollout[keys.NEXT_OBS]
         return rollout
 
     # --- the stream ----------------------------------------------------------------------------------
@@ -207,22 +219,35 @@ class OnPolicyDataModule(EnvDataModule):
             if self.budget_reached():
                 self.trainer.should_stop = True
                 return
-            samples = self.collect_rollout(policy).reshape(-1)
-            samples = samples[samples[keys.MASK]]  # dropped steps are no samples
+            rollout = self.collect_rollout(policy)
             self.rollouts += 1
             self._stop_epochs = False
             for _ in range(hp.n_epochs):
-                order = torch.randperm(len(samples), generator=self.generator)
-                for start in range(0, len(order) - hp.batch_size + 1, hp.batch_size):
-                    batch = samples[order[start : start + hp.batch_size]]
-                    if hp.normalize_advantage:
-                        adv = batch[keys.ADVANTAGE]
-                        batch[keys.ADVANTAGE] = (adv - adv.mean()) / (adv.std() + 1e-8)
+                for batch in self._minibatches(rollout):
                     yield batch
                     if self._stop_epochs:
                         break
                 if self._stop_epochs:
                     break
+
+    def _minibatches(self, rollout: TensorDict) -> Iterator[TensorDict]:
+        """One epoch of shuffled minibatches of the ``(n_steps, n_envs)`` rollout."""
+        hp = self.hparams
+        if hp.minibatch == "trajectories":
+            envs = torch.randperm(self.n_envs, generator=self.generator)
+            per_batch = hp.batch_size // hp.n_steps
+            for start in range(0, self.n_envs, per_batch):
+                yield rollout[:, envs[start : start + per_batch]]
+            return
+        samples = rollout.reshape(-1)
+        samples = samples[samples[keys.MASK]]  # dropped steps are no samples
+        order = torch.randperm(len(samples), generator=self.generator)
+        for start in range(0, len(order) - hp.batch_size + 1, hp.batch_size):
+            batch = samples[order[start : start + hp.batch_size]]
+            if hp.normalize_advantage:
+                adv = batch[keys.ADVANTAGE]
+                batch[keys.ADVANTAGE] = (adv - adv.mean()) / (adv.std() + 1e-8)
+            yield batch
 
     def stop_epochs(self) -> None:
         """End this rollout's epochs after the current minibatch (e.g. PPO's target-KL stop); under DDP

@@ -20,8 +20,12 @@ class RankReport(pl.Callback):
             "param_abs_sum": params.double().abs().sum().item(),
             "env_steps": dm.env_steps,
             "train_iter": pl_module.train_iter,
-            "buffer_size": len(dm.buffer),
-            "first_obs": dm.buffer.get(torch.tensor([0]))["obs"].flatten().tolist(),
         }
+        if hasattr(dm, "buffer"):  # off-policy: what each rank's replay holds
+            report["buffer_size"] = len(dm.buffer)
+            report["first_obs"] = dm.buffer.get(torch.tensor([0]))["obs"].flatten().tolist()
+        else:  # on-policy: the observation normalizer each rank learned from its own envs
+            report["rollouts"] = dm.rollouts
+            report["obs_mean"] = None if dm.obs_stats is None else dm.obs_stats.mean.tolist()
         with open(os.path.join(trainer.default_root_dir, f"rank{trainer.global_rank}.json"), "w") as f:
             json.dump(report, f)
