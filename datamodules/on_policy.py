@@ -33,6 +33,11 @@ class OnPolicyDataModule(EnvDataModule):
     GAE advantages and returns, then yield ``n_epochs`` shuffled passes of ``batch_size`` minibatches over the
     ``n_envs * n_steps`` samples. A policy may end the epochs early (target KL) with :meth:`stop_epochs`.
 
+    Recurrent policies: whatever ``collect`` returns besides the action (e.g. the hidden state the step
+    started from) is stored per step, so the learner can replay the sequence from it, and a policy with a
+    ``reset_recurrent_state(done_mask (E,) bool)`` method is told after every vector step which envs start
+    a new episode.
+
     Steps an env manager dropped (a faulted env) are left out of the minibatches, and the step before ends
     its advantage trace there (see :mod:`lightning_rl.envs.manager.base`).
 
@@ -155,6 +160,8 @@ class OnPolicyDataModule(EnvDataModule):
 
             episodes_before = self.collector.episodes
             step = self.collector.step(act)
+            if hasattr(policy, "reset_recurrent_state"):  # recurrent policies: new episodes start fresh
+                policy.reset_recurrent_state(step.terminated | step.truncated | step.dropped)
             self.episodes += self.collector.episodes - episodes_before
             self.env_steps += self.n_envs * self.world_size
             reward = step.reward

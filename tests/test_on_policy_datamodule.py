@@ -205,3 +205,27 @@ def test_a_dropped_step_is_no_sample_and_ends_the_trace_before_it():
     assert rollout[keys.ADVANTAGE][1, 0].item() == pytest.approx(1 + 0.99 * 20 - 10)
     assert dm.collector.env.stats()["faults/error"] == 1
     dm.collector.env.close()
+
+
+class RecurrentTimeValuePolicy(TimeValuePolicy):
+    """Carries a per-env step counter as its 'hidden state', returned with each step and reset on done."""
+
+    def __init__(self, n_envs: int):
+        self.hidden = torch.zeros(n_envs)
+
+    def collect(self, obs):
+        out = {**super().collect(obs), "hidden": self.hidden.clone()}
+        self.hidden += 1
+        return out
+
+    def reset_recurrent_state(self, done):
+        self.hidden[done] = 0
+
+
+def test_recurrent_state_is_stored_per_step_and_reset_at_episode_starts():
+    policy = RecurrentTimeValuePolicy(n_envs=2)
+    dm = attach(OnPolicyDataModule(env_id=None, env_fn=timer, n_envs=2, n_steps=6, batch_size=12), policy)
+    rollout = dm.collect_rollout(policy)
+    # the hidden state each step started from counts the steps of its episode: it equals obs t
+    torch.testing.assert_close(rollout["hidden"], rollout[keys.OBS][..., 0])
+    dm.teardown("fit")
