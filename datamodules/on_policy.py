@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -11,6 +14,7 @@ from tensordict import TensorDict
 from torch import Tensor
 
 from lightning_rl import keys
+from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.normalizer import RewardScaler, RunningMeanStd
 from lightning_rl.datamodules.base import EnvDataModule, Restartable
@@ -56,6 +60,11 @@ class OnPolicyDataModule(EnvDataModule):
         gamma, gae_lambda: discount and GAE lambda.
         normalize_advantage: standardize advantages per minibatch (PPO's usual practice).
         normalize_obs, normalize_reward: see above; ``clip_obs`` / ``clip_reward`` bound the results.
+        async_collection: collect the next rollout in a background thread while the learner trains on the
+            current one (IMPALA's actor/learner split; the data layer's ``BackgroundCollection``). The actor
+            is a copy of the policy whose weights the learner publishes each time it takes a rollout, so
+            rollouts come from a policy one rollout behind: use it with IMPALA, whose V-trace corrects for
+            that lag. One rollout waits at most.
     """
 
     def __init__(
@@ -82,6 +91,7 @@ class OnPolicyDataModule(EnvDataModule):
         normalize_reward: bool = False,
         clip_obs: float = 10.0,
         clip_reward: float = 10.0,
+        async_collection: bool = False,
     ):
         super().__init__(
             env_id,
@@ -123,6 +133,12 @@ class OnPolicyDataModule(EnvDataModule):
         self.rollouts = 0
         self.rollout_env_steps = 0  # global env steps when the current rollout started (for schedules)
         self._stop_epochs = False
+        # async collection: finished rollouts, the weights the learner last published, the collector thread
+        self._cond = threading.Condition()
+        self._ready: deque[TensorDict] = deque()
+        self._published: dict[str, Tensor] | None = None
+        self._actor: RLPolicy | None = None
+        self._background: BackgroundCollection | None = None
 
     # --- env and rollout ---------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -223,10 +239,10 @@ class OnPolicyDataModule(EnvDataModule):
         hp = self.hparams
         policy = self.trainer.lightning_module
         while True:
-            if self.budget_reached():
+            rollout = self._next_rollout(policy)
+            if rollout is None:
                 self.trainer.should_stop = True
                 return
-            rollout = self.collect_rollout(policy)
             self.rollouts += 1
             self._stop_epochs = False
             for _ in range(hp.n_epochs):
@@ -236,6 +252,43 @@ class OnPolicyDataModule(EnvDataModule):
                         break
                 if self._stop_epochs:
                     break
+
+    def _next_rollout(self, policy: RLPolicy) -> TensorDict | None:
+        """A fresh rollout (synchronous), or the oldest one the collector thread finished; ``None`` once
+        the env-step budget is spent (all ranks stop together)."""
+        if not self.hparams.async_collection:
+            return None if self.budget_reached() else self.collect_rollout(policy)
+        if self._background is None:
+            self._start_background(policy)
+        with self._cond:
+            self._background.wait_until(lambda: bool(self._ready) or self.budget_reached())
+            rollout = self._ready.popleft() if self._ready else None
+            self._published = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+            self._cond.notify_all()
+        stop = rollout is None
+        if self.world_size > 1:  # ranks collect at their own pace: stop together or deadlock in DDP
+            stop = self.trainer.strategy.reduce_boolean_decision(stop, all=False)
+        return None if stop else rollout
+
+    def _start_background(self, policy: RLPolicy) -> None:
+        self._actor = copy.deepcopy(policy).requires_grad_(False)
+        self._published = None
+
+        def collect() -> None:
+            with self._cond:
+                published, self._published = self._published, None
+            if published is not None:
+                self._actor.load_state_dict(published)
+            rollout = self.collect_rollout(self._actor)
+            with self._cond:
+                self._ready.append(rollout)
+                self._cond.notify_all()
+
+        def may_collect() -> bool:
+            return not self._ready  # one rollout waits at most: the actor lags by one rollout
+
+        self._background = BackgroundCollection(self._cond, collect, may_collect, self.budget_reached)
+        self._background.start()
 
     def _minibatches(self, rollout: TensorDict) -> Iterator[TensorDict]:
         """One epoch of shuffled minibatches of the ``(n_steps, n_envs)`` rollout."""
@@ -277,6 +330,10 @@ class OnPolicyDataModule(EnvDataModule):
         self._close_collector()
 
     def _close_collector(self) -> None:
+        if self._background is not None:
+            self._background.stop()
+            self._background = None
+            self._ready.clear()
         if self.collector is not None:
             self.collector.env.close()
             self.collector = None

@@ -149,3 +149,52 @@ def test_two_rank_ppo_keeps_replicas_in_sync(tmp_path):
     assert reports[0]["rollouts"] == reports[1]["rollouts"]  # the KL stops were taken together
     assert reports[0]["env_steps"] == reports[1]["env_steps"] == 2 * 256 * reports[0]["rollouts"]
     assert reports[0]["obs_mean"] != reports[1]["obs_mean"]  # each rank normalizes with its own envs' stats
+
+
+@pytest.mark.learning
+def test_impala_with_async_actors_solves_cartpole(tmp_path, monkeypatch):
+    """Rollouts come from an actor one rollout behind the learner; V-trace corrects for the lag."""
+    monkeypatch.chdir(tmp_path)
+    overrides = {"data.init_args.async_collection": True, **QUIET}
+    result = serial_pipeline(str(CONFIGS / "cartpole_impala.yaml"), seed=0, **overrides)
+    assert result["stop_value_reached"] and result["eval_return_mean"] >= 475
+
+
+def test_async_rollouts_come_from_the_weights_published_one_rollout_earlier():
+    from test_on_policy_datamodule import TimeValuePolicy, attach, timer
+
+    class Versioned(TimeValuePolicy):
+        """Its 'weights' are a version number; collect stamps every step with the version it acted with."""
+
+        def __init__(self):
+            self.version = torch.zeros(())
+
+        def state_dict(self):
+            return {"version": self.version}
+
+        def load_state_dict(self, state):
+            self.version = state["version"].clone()
+
+        def requires_grad_(self, flag):
+            return self
+
+        def collect(self, obs):
+            return {**super().collect(obs), "version": self.version.expand(len(obs)).clone()}
+
+    learner = Versioned()
+    dm = OnPolicyDataModule(
+        env_id=None, env_fn=timer, n_envs=2, n_steps=4, batch_size=8, async_collection=True
+    )
+    attach(dm, learner)
+    stream = iter(dm.train_dataloader())
+    versions = []
+    for version in range(1, 5):
+        versions.append(next(stream)["version"].unique().tolist())
+        for _ in range(3):  # the rest of this rollout's 4 epochs
+            next(stream)
+        learner.version = torch.tensor(float(version))  # the learner "trains"
+    # rollout k+1 is collected while the learner trains on rollout k, with the weights it published when
+    # it took rollout k: the actor is one rollout behind
+    assert versions == [[0.0], [0.0], [1.0], [2.0]]
+    dm.teardown("fit")
+    assert dm._background is None

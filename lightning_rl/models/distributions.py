@@ -41,7 +41,7 @@ class CategoricalDist:
     """
 
     def __init__(self, logits: Tensor):
-        self.dist = Categorical(logits=logits)
+        self.dist = Categorical(logits=logits, validate_args=False)
 
     @property
     def logits(self) -> Tensor:
