@@ -1,9 +1,14 @@
-"""A callback for the DDP test: each rank writes what it ended with to ``<default_root_dir>/rank<r>.json``."""
+"""For the DDP tests: a two-rank launch through the real CLI, and a callback with which each rank writes
+what it ended with to ``<default_root_dir>/rank<r>.json``."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -29,3 +34,27 @@ class RankReport(pl.Callback):
             report["obs_mean"] = None if dm.obs_stats is None else dm.obs_stats.mean.tolist()
         with open(os.path.join(trainer.default_root_dir, f"rank{trainer.global_rank}.json"), "w") as f:
             json.dump(report, f)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_two_ranks(args: list[str], root: Path) -> list[dict]:
+    """``python -m lightning_rl *args`` as 2 DDP ranks (gloo on loopback; ``args`` must add
+    ``--trainer.callbacks+=tests.ddp_probe.RankReport`` and write under ``root``); returns their reports."""
+    repo = Path(__file__).resolve().parents[1]
+    ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "PYTHONPATH": str(repo)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lightning_rl", *args, *ddp],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads((root / f"rank{r}.json").read_text()) for r in (0, 1)]

@@ -2,46 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-
 import pytest
 import torch
-from cli_utils import REPO, short_run_args
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from cli_utils import short_run_args
+from ddp_probe import run_two_ranks
 
 
 @pytest.mark.ddp
 def test_two_rank_ddp_keeps_replicas_in_sync_with_separate_collectors(tmp_path):
     args = short_run_args(
         tmp_path,
-        "--trainer.strategy=ddp",
-        "--trainer.devices=2",
-        "--trainer.accelerator=cpu",
         "--trainer.logger=false",
         "--trainer.callbacks+=tests.ddp_probe.RankReport",
         "--data.init_args.nstep=1",  # every local step then lands in the buffer at once (checked below)
         max_steps=40,
     )
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "lightning_rl", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    reports = run_two_ranks(args, tmp_path)
     assert [r["world_size"] for r in reports] == [2, 2]
     # gradients are all-reduced: both replicas end with identical weights after 40 updates
     assert reports[0]["param_sum"] == reports[1]["param_sum"]

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from cli_utils import REPO
+from ddp_probe import run_two_ranks
 from tensordict import TensorDict
-from test_ddp import free_port
 
 from lightning_rl import keys
 from lightning_rl.cli import RLCLI
@@ -126,24 +122,11 @@ def test_resumed_ppo_continues_with_its_normalizer_statistics(tmp_path):
 def test_two_rank_ppo_keeps_replicas_in_sync(tmp_path):
     args = [
         *ppo_args(tmp_path, max_steps=40),
-        "--trainer.strategy=ddp",
-        "--trainer.devices=2",
-        "--trainer.accelerator=cpu",
         "--trainer.logger=false",
         "--trainer.callbacks+=tests.ddp_probe.RankReport",
         "--model.init_args.target_kl=0.01",  # the early stop is a decision of both ranks
     ]
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "lightning_rl", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    reports = run_two_ranks(args, tmp_path)
     assert reports[0]["param_sum"] == reports[1]["param_sum"]  # all-reduced gradients: identical replicas
     assert reports[0]["train_iter"] == reports[1]["train_iter"] == 40
     assert reports[0]["rollouts"] == reports[1]["rollouts"]  # the KL stops were taken together
