@@ -24,6 +24,8 @@ from lightning_rl.envs.vector import EnvFactory, Vectorization
 from lightning_rl.utils.checks import check_choice, check_positive
 
 if TYPE_CHECKING:
+    from lightning_rl.data.background import BackgroundCollection
+    from lightning_rl.data.collector import VectorCollector
     from lightning_rl.policies.base import RLPolicy
 
 # Ranks' env seeds are this far apart so that no two ranks' envs share a seed.
@@ -97,6 +99,8 @@ class EnvDataModule(pl.LightningDataModule):
         self.env_steps = 0  # global: summed over ranks
         self.episodes = 0  # finished by this rank's envs
         self._eval_env: gym.vector.VectorEnv | None = None
+        self.collector: VectorCollector | None = None  # training envs, built by collecting subclasses
+        self._background: BackgroundCollection | None = None  # their collector thread, if asynchronous
         self.include_replay_in_state = True  # see `without_replay`
 
     @property
@@ -168,10 +172,21 @@ class EnvDataModule(pl.LightningDataModule):
         return {}
 
     def teardown(self, stage: str) -> None:
-        self._close_eval_env()
+        self._close_envs()
 
     def on_exception(self, exception: BaseException) -> None:
-        # Lightning skips teardown when fit fails or is interrupted: env worker processes must not linger
+        # Lightning skips teardown when fit fails or is interrupted: a collector thread must not go on
+        # writing (a resume in this process would race with it) and env worker processes must not linger.
+        self._close_envs()
+
+    def _close_envs(self) -> None:
+        """Stop background collection, then close the training and evaluation envs."""
+        if self._background is not None:
+            self._background.stop()
+            self._background = None
+        if self.collector is not None:
+            self.collector.env.close()
+            self.collector = None
         self._close_eval_env()
 
     def _close_eval_env(self) -> None:

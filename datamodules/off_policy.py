@@ -189,7 +189,6 @@ class OffPolicyDataModule(EnvDataModule):
         self.buffer: PrioritizedBuffer | None = None  # per rank, built in setup()
         self.frames: FrameStore | None = None  # per rank, built in setup() when frame_store is on
         self.builder = NStepTransitionBuilder(n_envs, nstep)
-        self.collector: VectorCollector | None = None
         self.generator = torch.Generator()  # exploration randomness of this rank, seeded in setup()
         self._vector_steps_per_phase = math.ceil(train_freq / n_envs)
         # Sampling starts once every rank surely holds a batch: a rank-local buffer length would let
@@ -198,7 +197,6 @@ class OffPolicyDataModule(EnvDataModule):
         # Guards buffer, builder and counters; uncontended (and nearly free) without async collection.
         self._cond = threading.Condition()
         self._throttle = SampleInsertRatio(sample_insert_ratio) if sample_insert_ratio is not None else None
-        self._background: BackgroundCollection | None = None
         self._actor: RLPolicy | None = None  # the collecting copy of the policy (async collection)
         self._actor_iter = 0  # train_iter of the weights the actor holds
         self._actor_lock = threading.Lock()
@@ -288,24 +286,6 @@ class OffPolicyDataModule(EnvDataModule):
             yield batch
             if policy.train_iter - self._actor_iter >= self.hparams.actor_refresh_interval:
                 self._refresh_actor(policy)
-
-    def teardown(self, stage: str) -> None:
-        super().teardown(stage)
-        self._stop_collection()
-
-    def on_exception(self, exception: BaseException) -> None:
-        # Lightning skips teardown when fit fails or is interrupted: the collector thread must not go on
-        # writing into the replay (or a resume in this process would race with it).
-        super().on_exception(exception)
-        self._stop_collection()
-
-    def _stop_collection(self) -> None:
-        if self._background is not None:
-            self._background.stop()
-            self._background = None
-        if self.collector is not None:
-            self.collector.env.close()
-            self.collector = None
 
     # --- collection and sampling ------------------------------------------------------------------
     def collect(self, vector_steps: int = 1) -> None:

@@ -126,7 +126,6 @@ class OnPolicyDataModule(EnvDataModule):
         if normalize_obs and self.env_spec["obs_dtype"] == "uint8":
             raise ValueError("normalize_obs: image (uint8) observations are scaled by the encoder; set false")
         self.save_hyperparameters()
-        self.collector: VectorCollector | None = None
         self.obs_stats = RunningMeanStd(tuple(self.env_spec["obs_shape"])) if normalize_obs else None
         self.reward_scaler = RewardScaler(n_envs, gamma, clip_reward) if normalize_reward else None
         self.generator = torch.Generator()
@@ -138,7 +137,6 @@ class OnPolicyDataModule(EnvDataModule):
         self._ready: deque[TensorDict] = deque()
         self._published: dict[str, Tensor] | None = None
         self._actor: RLPolicy | None = None
-        self._background: BackgroundCollection | None = None
 
     # --- env and rollout ---------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -273,6 +271,7 @@ class OnPolicyDataModule(EnvDataModule):
     def _start_background(self, policy: RLPolicy) -> None:
         self._actor = copy.deepcopy(policy).requires_grad_(False)
         self._published = None
+        self._ready.clear()  # rollouts a stopped thread left behind belong to an earlier fit
 
         def collect() -> None:
             with self._cond:
@@ -320,23 +319,6 @@ class OnPolicyDataModule(EnvDataModule):
         if self.collector is not None:
             metrics.update(self.collector.episode_stats())
         return metrics
-
-    def teardown(self, stage: str) -> None:
-        super().teardown(stage)
-        self._close_collector()
-
-    def on_exception(self, exception: BaseException) -> None:
-        super().on_exception(exception)
-        self._close_collector()
-
-    def _close_collector(self) -> None:
-        if self._background is not None:
-            self._background.stop()
-            self._background = None
-            self._ready.clear()
-        if self.collector is not None:
-            self.collector.env.close()
-            self.collector = None
 
     def state_dict(self) -> dict[str, Any]:
         return {
