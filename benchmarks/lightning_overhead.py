@@ -55,13 +55,19 @@ def filled_buffer(size: int = 50_000) -> PrioritizedBuffer:
 class ReplayOnlyDataModule(pl.LightningDataModule):
     """Serves samples of a fixed buffer; priorities go back to it (no env collection)."""
 
-    def __init__(self, buffer: PrioritizedBuffer):
+    def __init__(self, buffer: PrioritizedBuffer, updates_per_step: int):
         super().__init__()
         self.buffer = buffer
+        self.updates_per_step = updates_per_step
         self.env_steps = 0
+        self.max_env_steps = None
 
-    def train_dataloader(self) -> Iterator[TensorDict]:
-        return (self.buffer.sample(BATCH, beta=0.4) for _ in iter(int, 1))
+    def train_dataloader(self) -> Iterator[Iterator[TensorDict]]:
+        """Training steps of ``updates_per_step`` batches, each sampled when the policy asks for it."""
+        return (self._step() for _ in iter(int, 1))
+
+    def _step(self) -> Iterator[TensorDict]:
+        return (self.buffer.sample(BATCH, beta=0.4) for _ in range(self.updates_per_step))
 
     def update_priority(self, index: torch.Tensor, priority: torch.Tensor) -> None:
         self.buffer.update_priority(index, priority)
@@ -70,20 +76,13 @@ class ReplayOnlyDataModule(pl.LightningDataModule):
         return {}
 
 
-def make_policy(updates_per_step: int) -> DQN:
+def make_policy() -> DQN:
     torch.manual_seed(0)
-    return DQN(
-        SPEC,
-        hidden_sizes=(64, 64),
-        lr=1e-3,
-        target_update_interval=100,
-        updates_per_step=updates_per_step,
-        log_interval=1_000,
-    )
+    return DQN(env_spec=SPEC, hidden_sizes=(64, 64), lr=1e-3, target_update_interval=100, log_interval=1_000)
 
 
 def time_lightning(steps: int, updates_per_step: int) -> float:
-    policy, datamodule = make_policy(updates_per_step), ReplayOnlyDataModule(filled_buffer())
+    policy, datamodule = make_policy(), ReplayOnlyDataModule(filled_buffer(), updates_per_step)
     trainer = pl.Trainer(
         accelerator="cpu",
         max_steps=steps,
@@ -100,7 +99,7 @@ def time_lightning(steps: int, updates_per_step: int) -> float:
 
 def time_plain(steps: int) -> float:
     """The same update written as a plain loop (what CleanRL-style code would do)."""
-    policy, buffer = make_policy(1), filled_buffer()
+    policy, buffer = make_policy(), filled_buffer()
     optimizer = policy.configure_optimizers()
     start = time.perf_counter()
     for _ in range(steps):

@@ -7,7 +7,9 @@ import os
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.trainer.states import TrainerFn
 
+from lightning_rl.envs import EpisodeStats
 from lightning_rl.utils.checks import check_positive
 from lightning_rl.utils.logging import log_to_loggers
 
@@ -19,11 +21,15 @@ class Evaluator(pl.Callback):
     ``<log_dir>/checkpoints/best.ckpt`` whenever the mean return improves and stops training once it
     reaches ``stop_value``. Under DDP, rank 0 runs the episodes and broadcasts the result, so every rank
     takes the same save/stop decision (and joins the same collectives). Training also gets a final
-    evaluation when it ends for another reason (step or env-step budget).
+    evaluation when it ends for another reason (step or env-step budget). ``validate`` runs one
+    evaluation with the same knobs and reports it as the validation metrics.
+
+    Every evaluation knob lives here; the DataModule builds the eval envs (``data.eval_env_kwargs``).
 
     Args:
         eval_interval: gradient updates between evaluations.
-        n_episodes: episodes per evaluation (``None``: the DataModule's ``eval_episodes``).
+        n_episodes: episodes per evaluation.
+        seed: reset seed of the evaluation envs; the same seed every time makes evaluations comparable.
         stop_value: stop when ``eval/return_mean >= stop_value`` (``None``: never).
         save_best: save the best checkpoint.
     """
@@ -31,13 +37,17 @@ class Evaluator(pl.Callback):
     def __init__(
         self,
         eval_interval: int = 1_000,
-        n_episodes: int | None = None,
+        n_episodes: int = 20,
+        seed: int = 10_000,
         stop_value: float | None = None,
         save_best: bool = True,
     ):
         check_positive(eval_interval=eval_interval, n_episodes=n_episodes)
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         self.eval_interval = eval_interval
         self.n_episodes = n_episodes
+        self.seed = seed
         self.stop_value = stop_value
         self.save_best = save_best
         self.best_return = -math.inf
@@ -58,7 +68,7 @@ class Evaluator(pl.Callback):
         self._last_eval_iter = pl_module.train_iter
         metrics = None
         if trainer.is_global_zero:
-            metrics = trainer.datamodule.evaluate(pl_module, self.n_episodes).as_metrics()
+            metrics = self._run_episodes(trainer, pl_module).as_metrics()
         metrics = trainer.strategy.broadcast(metrics, src=0)  # every rank takes the same decisions
         return_mean = metrics["eval/return_mean"]
         self.last_return = return_mean
@@ -72,6 +82,14 @@ class Evaluator(pl.Callback):
         if self.stop_value is not None and return_mean >= self.stop_value:
             self.stop_value_reached = True
             trainer.should_stop = True
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING:  # the `validate` subcommand
+            stats = self._run_episodes(trainer, pl_module)
+            pl_module.log_dict(stats.as_metrics(), batch_size=len(stats.returns))
+
+    def _run_episodes(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> EpisodeStats:
+        return trainer.datamodule.evaluate(pl_module, self.n_episodes, self.seed)
 
     def state_dict(self) -> dict[str, Any]:
         return {

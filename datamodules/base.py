@@ -12,6 +12,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from tensordict import TensorDict
 from torch import Tensor
 
+from lightning_rl.data.collector import CollectCounters
 from lightning_rl.envs import (
     EnvManager,
     EpisodeStats,
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 # Ranks' env seeds are this far apart so that no two ranks' envs share a seed.
 RANK_SEED_STRIDE = 100_003
+# What an env manager's stats() contributes to the logged metrics (as env/<name>).
+ENV_FAULT_METRICS = ("faults/crash", "faults/timeout", "faults/error", "dropped_episodes")
 
 
 class EnvDataModule(pl.LightningDataModule):
@@ -49,10 +52,12 @@ class EnvDataModule(pl.LightningDataModule):
             ``n_workers``, ``step_timeout``, ``reset_timeout`` and ``context`` (seconds, start method).
         seed: base seed of envs and sampling; rank ``r`` uses ``seed + r * 100003`` for its envs.
         max_env_steps: stop training after this many global env steps (``None``: no env-step budget).
-        eval_episodes: episodes per evaluation (the Evaluator callback and ``validate``).
-        eval_seed: reset seed of evaluation envs; the same seed every time makes evaluations comparable.
         eval_env_kwargs: entries that override ``env_kwargs`` for the evaluation envs only, e.g. Atari's
             ``{is_train: false}`` to score whole games with unclipped rewards; the spaces must not change.
+            (How many episodes, from which seed and how often: the ``Evaluator``'s knobs.)
+
+    Subclasses state only their own arguments and pass the rest on (``**kwargs``); LightningCLI resolves
+    them to these, and :meth:`save_hyperparameters` here records the whole chain.
     """
 
     x_axis = "env_steps"  # the counter learning curves are plotted against (wandb's step metric)
@@ -67,12 +72,11 @@ class EnvDataModule(pl.LightningDataModule):
         env_manager: dict[str, Any] | None = None,
         seed: int = 0,
         max_env_steps: int | None = None,
-        eval_episodes: int = 20,
-        eval_seed: int = 10_000,
         eval_env_kwargs: dict[str, Any] | None = None,
     ):
         super().__init__()
-        check_positive(n_envs=n_envs, max_env_steps=max_env_steps, eval_episodes=eval_episodes)
+        self.save_hyperparameters()
+        check_positive(n_envs=n_envs, max_env_steps=max_env_steps)
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         check_choice("vectorization", vectorization, ("sync", "subprocess"))
@@ -93,15 +97,37 @@ class EnvDataModule(pl.LightningDataModule):
         self.vectorization = vectorization
         self.env_manager = dict(env_manager or {})
         self.seed = seed
-        self.max_env_steps = max_env_steps
-        self.eval_episodes = eval_episodes
-        self.eval_seed = eval_seed
-        self.env_steps = 0  # global: summed over ranks
-        self.episodes = 0  # finished by this rank's envs
+        self._max_env_steps = max_env_steps
+        self.counters = CollectCounters()  # env steps (global) and episodes (this rank's), checkpointed
         self._eval_env: gym.vector.VectorEnv | None = None
         self.collector: VectorCollector | None = None  # training envs, built by collecting subclasses
         self._background: BackgroundCollection | None = None  # their collector thread, if asynchronous
         self.include_replay_in_state = True  # see `without_replay`
+
+    # --- what the policy reads (lightning_rl.contract.DataSource) ---------------------------------
+    @property
+    def env_steps(self) -> int:
+        return self.counters.env_steps
+
+    @property
+    def episodes(self) -> int:
+        return self.counters.episodes
+
+    @property
+    def max_env_steps(self) -> int | None:
+        return self._max_env_steps
+
+    def update_priority(self, index: Tensor, priority: Tensor) -> None:
+        """No priorities here (on-policy and uniform data); prioritized replay overrides it."""
+
+    def metrics(self) -> dict[str, float]:
+        """``collect/…`` figures of the training envs (logged by the ``DataMetrics`` callback)."""
+        metrics = {"collect/episodes": float(self.episodes)}
+        if self.collector is not None:
+            metrics.update(self.collector.episode_stats())
+            faults = self.collector.env.stats()
+            metrics.update({f"env/{k}": v for k, v in faults.items() if k in ENV_FAULT_METRICS})
+        return metrics
 
     @property
     def rank(self) -> int:
@@ -142,9 +168,9 @@ class EnvDataModule(pl.LightningDataModule):
         """What the policy sees of an observation (identity here; on-policy normalization overrides it)."""
         return obs
 
-    def evaluate(self, policy: RLPolicy, n_episodes: int | None = None) -> EpisodeStats:
-        """Deterministic episodes with ``policy.act(obs, mode="eval")`` on envs separate from training."""
-        n_episodes = n_episodes or self.eval_episodes
+    def evaluate(self, policy: RLPolicy, n_episodes: int, seed: int) -> EpisodeStats:
+        """``n_episodes`` deterministic episodes with ``policy.act(obs, mode="eval")`` on envs separate
+        from training, reset with ``seed`` (the same seed every time makes evaluations comparable)."""
         # in-process eval envs are cheap; worker processes are not: no more than the training envs
         n_eval_envs = min(n_episodes, 32 if self.vectorization == "sync" else self.n_envs)
         if self._eval_env is None or self._eval_env.num_envs != n_eval_envs:
@@ -157,7 +183,7 @@ class EnvDataModule(pl.LightningDataModule):
                 lambda obs: policy.act(self.preprocess_obs(obs), mode="eval"),
                 self._eval_env,
                 n_episodes,
-                self.eval_seed,
+                seed,
             )
         finally:
             policy.train(was_training)
@@ -166,10 +192,6 @@ class EnvDataModule(pl.LightningDataModule):
         # One "batch" per validation run: the policy's validation_step evaluates whole episodes. During
         # fit, evaluation belongs to the Evaluator callback, so the fit loop gets no validation batches.
         return [0] if self.trainer is not None and self.trainer.state.fn == TrainerFn.VALIDATING else []
-
-    def metrics(self) -> dict[str, float]:
-        """``collect/…`` and ``buffer/…`` figures for the policy to log."""
-        return {}
 
     def teardown(self, stage: str) -> None:
         self._close_envs()

@@ -2,45 +2,40 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Literal
 
 import torch
 from numpy.random import SeedSequence
 from tensordict import TensorDict
 
 from lightning_rl import keys
-from lightning_rl.data import NStepTransitionBuilder, PrioritizedBuffer, linear_beta
+from lightning_rl.contract import Actor, StepBatches, require
+from lightning_rl.data import PrioritizedBuffer, linear_beta
+from lightning_rl.data.actor_mirror import ActorMirror
 from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.frames import FrameStore
+from lightning_rl.data.pipeline import TransitionPipeline
 from lightning_rl.data.throttle import SampleInsertRatio
 from lightning_rl.datamodules.base import EnvDataModule, Restartable
-from lightning_rl.envs.vector import EnvFactory, Vectorization
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
 from lightning_rl.utils.io import atomic_save
-
-if TYPE_CHECKING:
-    from lightning_rl.policies.base import RLPolicy
-
 
 # frame_store turns on by itself for uint8 observations (k, H, W) with a stack of at most this many frames
 MAX_AUTO_STACK = 16
 
 
-_ENV_FAULT_METRICS = ("faults/crash", "faults/timeout", "faults/error", "dropped_episodes")
-
-
 class OffPolicyDataModule(EnvDataModule):
     """Vector envs + n-step transition builder + (prioritized) replay, served as a stream of batches.
 
+    The stream yields the batches of each ``training_step`` (``lightning_rl.contract.StepBatches``).
+
     **Synchronous collection** (default): each pass of the stream collects ``train_freq`` env steps
-    (whole vector steps) with the live policy (``policy.act(obs, mode="collect")``), then yields
+    (whole vector steps) with the live policy (``policy.act(obs, mode="collect")``), then serves
     ``gradient_steps`` batches, each sampled after the previous update wrote its priorities back. The
     replay ratio is fixed: ``gradient_steps * batch_size / train_freq`` samples per inserted transition.
 
@@ -61,13 +56,16 @@ class OffPolicyDataModule(EnvDataModule):
     rank on resume; so is a ``storage: memmap`` buffer on one rank (never copied into memory). Envs
     restart their episodes on resume (an env's internal state is not checkpointable in general).
 
-    Args (besides :class:`EnvDataModule`'s):
+    Args (besides :class:`EnvDataModule`'s, passed on as ``**kwargs``):
         buffer_size: replay capacity per rank (transitions).
         batch_size: transitions per gradient step.
         learning_starts: env steps (global) collected before the first gradient step.
         train_freq: env steps (per rank) collected between training phases, rounded up to whole vector
             steps (synchronous collection).
         gradient_steps: gradient steps (batches) per training phase (synchronous collection).
+        updates_per_step: gradient updates per Lightning ``training_step`` (amortizes Lightning's per-step
+            cost); a phase's ``gradient_steps`` are split into steps of at most this many, so a step never
+            straddles a collection. ``trainer.max_steps`` still counts single updates.
         nstep: length of n-step returns.
         prioritized: prioritized replay (Schaul et al. 2016) instead of uniform sampling.
         priority_alpha: priority exponent.
@@ -96,22 +94,12 @@ class OffPolicyDataModule(EnvDataModule):
 
     def __init__(
         self,
-        env_id: str | None = "CartPole-v1",
-        env_fn: EnvFactory | None = None,
-        env_kwargs: dict[str, Any] | None = None,
-        n_envs: int = 8,
-        vectorization: Vectorization = "sync",
-        env_manager: dict[str, Any] | None = None,
-        seed: int = 0,
-        max_env_steps: int | None = None,
-        eval_episodes: int = 20,
-        eval_seed: int = 10_000,
-        eval_env_kwargs: dict[str, Any] | None = None,
         buffer_size: int = 100_000,
         batch_size: int = 64,
         learning_starts: int = 1_000,
         train_freq: int = 8,
         gradient_steps: int = 4,
+        updates_per_step: int = 4,
         nstep: int = 1,
         prioritized: bool = False,
         priority_alpha: float = 0.6,
@@ -128,25 +116,15 @@ class OffPolicyDataModule(EnvDataModule):
         frame_store: bool | None = None,
         compress_obs: bool | None = None,
         replay_dir: str | None = None,
+        **kwargs: Any,
     ):
-        super().__init__(
-            env_id,
-            env_fn,
-            env_kwargs,
-            n_envs,
-            vectorization,
-            env_manager,
-            seed,
-            max_env_steps,
-            eval_episodes,
-            eval_seed,
-            eval_env_kwargs,
-        )
+        super().__init__(**kwargs)
         check_positive(
             buffer_size=buffer_size,
             batch_size=batch_size,
             train_freq=train_freq,
             gradient_steps=gradient_steps,
+            updates_per_step=updates_per_step,
             nstep=nstep,
             priority_beta_steps=priority_beta_steps,
             actor_refresh_interval=actor_refresh_interval,
@@ -168,7 +146,7 @@ class OffPolicyDataModule(EnvDataModule):
                 "sample_insert_ratio only applies with async_collection: true; synchronous collection "
                 "fixes the ratio at gradient_steps * batch_size / train_freq"
             )
-        self.save_hyperparameters()
+        n_envs = self.n_envs
         # importance-sampling exponent as a function of global env steps
         self.beta = linear_beta(priority_beta, priority_beta_final, priority_beta_steps)
         image_obs = self.env_spec["obs_dtype"] == "uint8"
@@ -188,24 +166,24 @@ class OffPolicyDataModule(EnvDataModule):
         self._compress_keys = (keys.OBS, keys.NEXT_OBS) if compress_obs else ()
         self.buffer: PrioritizedBuffer | None = None  # per rank, built in setup()
         self.frames: FrameStore | None = None  # per rank, built in setup() when frame_store is on
-        self.builder = NStepTransitionBuilder(n_envs, nstep)
+        self.pipeline: TransitionPipeline | None = None  # envs -> n-step transitions, built in setup()
         self.generator = torch.Generator()  # exploration randomness of this rank, seeded in setup()
         self._vector_steps_per_phase = math.ceil(train_freq / n_envs)
         # Sampling starts once every rank surely holds a batch: a rank-local buffer length would let
         # ranks disagree (n-step windows still pending) and desynchronize their steps under DDP.
         self._min_local_steps = batch_size + (nstep - 1) * n_envs
-        # Guards buffer, builder and counters; uncontended (and nearly free) without async collection.
+        # Guards buffer, pipeline and counters; uncontended (and nearly free) without async collection.
         self._cond = threading.Condition()
         self._throttle = SampleInsertRatio(sample_insert_ratio) if sample_insert_ratio is not None else None
-        self._actor: RLPolicy | None = None  # the collecting copy of the policy (async collection)
-        self._actor_iter = 0  # train_iter of the weights the actor holds
-        self._actor_lock = threading.Lock()
+        self._mirror: ActorMirror | None = None  # the collecting copy of the policy (async collection)
+        self._stream_ended = False  # a step's batches found the stream at its end (async collection)
 
     # --- Lightning hooks ----------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if stage != "fit" or self.collector is not None:
             return
         hp = self.hparams
+        require(self.trainer.lightning_module, Actor, "OffPolicyDataModule's policy", "subclass RLPolicy")
         # Independent streams for replay sampling and exploration, both derived from this rank's seed.
         replay_seed, explore_seed = (
             int(s.generate_state(1)[0]) for s in SeedSequence(self.rank_seed).spawn(2)
@@ -226,23 +204,18 @@ class OffPolicyDataModule(EnvDataModule):
             # ring headroom over the buffer: episode resets and the oldest stacks' older frames
             self.frames = FrameStore(self._frame_store_capacity, self.n_envs)
         self.generator.manual_seed(explore_seed)
-        self.collector = VectorCollector(self.make_vector_env(self.n_envs))
-        self.reset_envs(seed=self.rank_seed)
+        self.collector = VectorCollector(self.make_vector_env(self.n_envs), self.counters, self.world_size)
+        self.pipeline = TransitionPipeline(self.collector, hp.nstep, self.frames)
+        self.pipeline.reset(seed=self.rank_seed)
 
-    def reset_envs(self, seed: int) -> None:
-        """Start new episodes in every training env; pending n-step windows belong to the old ones."""
-        self.collector.reset(seed=seed)
-        self.builder.reset()
-        if self.frames is not None:
-            self.frames.reset()
+    def train_dataloader(self) -> Iterable[StepBatches]:
+        return Restartable(self._iter_async if self.hparams.async_collection else self.iter_steps)
 
-    def train_dataloader(self) -> Iterable[TensorDict]:
-        return Restartable(self._iter_async if self.hparams.async_collection else self.iter_batches)
-
-    def iter_batches(self) -> Iterator[TensorDict]:
-        """Collection phases and sampled batches, forever (or until the env-step budget, which also ends
-        training). Sampling happens only when the consumer asks for the next batch, i.e. after the
-        previous update wrote its priorities back."""
+    def iter_steps(self) -> Iterator[StepBatches]:
+        """Collection phases and the batches of the training steps between them, forever (or until the
+        env-step budget, which also ends training). A phase's ``gradient_steps`` batches are split into
+        steps of at most ``updates_per_step``, so no step straddles a collection. Each batch is sampled
+        only when the policy asks for it, i.e. after the previous update wrote its priorities back."""
         hp = self.hparams
         while True:
             if self.budget_reached():
@@ -251,15 +224,28 @@ class OffPolicyDataModule(EnvDataModule):
             self.collect(self._vector_steps_per_phase)
             if not self._warmed_up():
                 continue
-            for _ in range(hp.gradient_steps):
-                if self._starved():
-                    break
-                yield self.sample()
+            remaining = hp.gradient_steps
+            while remaining > 0 and not self._starved():  # a step cut short by starvation ends the phase
+                n = min(hp.updates_per_step, remaining)
+                yield self._step_batches(self._sample_unless_starved, n)
+                remaining -= n
+
+    def _step_batches(self, draw: Callable[[], TensorDict | None], n: int) -> Iterator[TensorDict]:
+        """Up to ``n`` batches from ``draw()`` (``None``: no more for this step); the first draw is
+        known to succeed."""
+        for i in range(n):
+            batch = self.sample() if i == 0 else draw()
+            if batch is None:
+                return
+            yield batch
+
+    def _sample_unless_starved(self) -> TensorDict | None:
+        return None if self._starved() else self.sample()
 
     def _starved(self) -> bool:
         """Too few live items for a batch (max_use, max_staleness or the frame store evicted them): collect
-        first. Ranks
-        decide together, since their buffers differ and DDP needs the same number of steps on each."""
+        first. Ranks decide together, since their buffers differ and DDP needs the same number of steps
+        on each."""
         hp = self.hparams
         starved = self.buffer.num_sampleable < hp.batch_size
         evicting = hp.max_use is not None or hp.max_staleness is not None or self.frames is not None
@@ -267,25 +253,39 @@ class OffPolicyDataModule(EnvDataModule):
             starved = self.trainer.strategy.reduce_boolean_decision(starved, all=False)
         return starved
 
-    def _iter_async(self) -> Iterator[TensorDict]:
-        """Batches sampled while the background thread collects; stops at the env-step budget."""
-        policy = self.trainer.lightning_module
+    def _iter_async(self) -> Iterator[StepBatches]:
+        """Steps of ``updates_per_step`` batches sampled while the background thread collects; stops at
+        the env-step budget."""
         if self._background is None:
-            self._start_background(policy)
-        while True:
-            with self._cond:
-                ready = self._background.wait_until(lambda: self.budget_reached() or self._may_sample())
-                stop = not ready or self.budget_reached()
-                batch = None if stop else self.sample()
-                self._cond.notify_all()  # the sample may have moved the ratio back into the collector's band
-            if self.world_size > 1:  # ranks collect at their own pace: stop together or deadlock in DDP
-                stop = self.trainer.strategy.reduce_boolean_decision(stop, all=False)
-            if stop:
-                self.trainer.should_stop = True
+            self._start_background(self.trainer.lightning_module)
+        self._stream_ended = False
+        while not self._stream_ended:
+            if not self._async_ready():
+                break
+            yield self._async_step_batches()
+        self.trainer.should_stop = True
+
+    def _async_step_batches(self) -> Iterator[TensorDict]:
+        policy = self.trainer.lightning_module
+        for i in range(self.hparams.updates_per_step):
+            if i and not self._async_ready():
+                self._stream_ended = True
                 return
+            with self._cond:
+                batch = self.sample()
+                self._cond.notify_all()  # the sample may have moved the ratio back into the collector's band
             yield batch
-            if policy.train_iter - self._actor_iter >= self.hparams.actor_refresh_interval:
-                self._refresh_actor(policy)
+            if policy.train_iter - self._mirror.published_version >= self.hparams.actor_refresh_interval:
+                self._mirror.publish(policy)
+
+    def _async_ready(self) -> bool:
+        """Wait until a batch can be sampled; ``False`` once the budget is spent (all ranks together)."""
+        with self._cond:
+            ready = self._background.wait_until(lambda: self.budget_reached() or self._may_sample())
+            stop = not ready or self.budget_reached()
+        if self.world_size > 1:  # ranks collect at their own pace: stop together or deadlock in DDP
+            stop = self.trainer.strategy.reduce_boolean_decision(stop, all=False)
+        return not stop
 
     # --- collection and sampling ------------------------------------------------------------------
     def collect(self, vector_steps: int = 1) -> None:
@@ -294,27 +294,17 @@ class OffPolicyDataModule(EnvDataModule):
         for _ in range(vector_steps):
             self._collect_vector_step(policy, policy.train_iter)
 
-    def _collect_vector_step(
-        self, policy: RLPolicy, policy_iter: int, act_lock: threading.Lock | None = None
-    ) -> None:
+    def _collect_vector_step(self, policy: Actor, policy_iter: int) -> None:
         """One vector step with ``policy`` (whose weights are from update ``policy_iter``) into the buffer."""
 
         def act(obs: torch.Tensor) -> torch.Tensor:
-            with act_lock or contextlib.nullcontext():
-                return policy.act(obs, mode="collect", env_steps=self.env_steps, generator=self.generator)
+            return policy.act(obs, mode="collect", env_steps=self.env_steps, generator=self.generator)
 
-        episodes_before = self.collector.episodes
-        step = self.collector.step(act)  # outside the lock: the learner samples meanwhile
+        step = self.pipeline.collect(act)  # outside the lock: the learner samples meanwhile
         with self._cond:
-            if self.frames is not None:  # obs before next_obs: the next step's obs is then free
-                step = step._replace(
-                    obs=self.frames.encode(step.obs), next_obs=self.frames.encode(step.next_obs)
-                )
-            transitions = self.builder.add(*step)
+            transitions = self.pipeline.build(step)
             if transitions is not None:
                 self.buffer.extend(transitions, policy_iter=policy_iter)
-            self.env_steps += self.n_envs * self.world_size
-            self.episodes += self.collector.episodes - episodes_before
             self._cond.notify_all()
 
     def _warmed_up(self) -> bool:
@@ -360,14 +350,12 @@ class OffPolicyDataModule(EnvDataModule):
                 self.buffer.update_priority(index, priority)
 
     # --- asynchronous collection --------------------------------------------------------------------
-    def _start_background(self, policy: RLPolicy) -> None:
-        # A frozen CPU copy: the learner's weights change under the optimizer, the actor's only when
-        # refreshed; deepcopy drops the trainer reference (LightningModule.__getstate__).
-        self._actor = copy.deepcopy(policy).cpu().requires_grad_(False)
-        self._actor_iter = policy.train_iter
+    def _start_background(self, policy: Actor) -> None:
+        self._mirror = ActorMirror(policy)
 
-        def step() -> None:  # the learner may be refreshing the actor's weights: act under its lock
-            self._collect_vector_step(self._actor, self._actor_iter, self._actor_lock)
+        def step() -> None:  # the newest weights the learner published, then one vector step
+            self._mirror.sync()
+            self._collect_vector_step(self._mirror.actor, self._mirror.version)
 
         def may_step() -> bool:
             # Whenever the learner lacks data, only the collector can help: the ratio band must not hold
@@ -381,19 +369,9 @@ class OffPolicyDataModule(EnvDataModule):
         self._background = BackgroundCollection(self._cond, step, may_step, self.budget_reached)
         self._background.start()
 
-    def _refresh_actor(self, policy: RLPolicy) -> None:
-        state = policy.state_dict()
-        with self._actor_lock:
-            self._actor.load_state_dict(state)
-            self._actor_iter = policy.train_iter
-
     def metrics(self) -> dict[str, float]:
         with self._cond:
-            metrics = {"collect/episodes": float(self.episodes)}
-            if self.collector is not None:
-                metrics.update(self.collector.episode_stats())
-                faults = self.collector.env.stats()
-                metrics.update({f"env/{k}": v for k, v in faults.items() if k in _ENV_FAULT_METRICS})
+            metrics = super().metrics()
             if self.buffer is not None:
                 metrics.update({f"buffer/{name}": value for name, value in self.buffer.stats().items()})
             if self.frames is not None:
@@ -402,7 +380,7 @@ class OffPolicyDataModule(EnvDataModule):
                 metrics["collect/collector_wait_s"] = self._background.collector_wait_s
                 metrics["collect/learner_wait_s"] = self._background.learner_wait_s
                 metrics["collect/actor_lag"] = float(
-                    self.trainer.lightning_module.train_iter - self._actor_iter
+                    self.trainer.lightning_module.train_iter - self._mirror.version
                 )
         return metrics
 
@@ -413,8 +391,7 @@ class OffPolicyDataModule(EnvDataModule):
 
     def _state_dict(self) -> dict[str, Any]:
         state = {
-            "env_steps": self.env_steps,
-            "episodes": self.episodes,
+            **self.counters.state_dict(),
             "world_size": self.world_size,
             "generator": self.generator.get_state(),
         }
@@ -437,7 +414,7 @@ class OffPolicyDataModule(EnvDataModule):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
+        self.counters.load_state_dict(state)
         if self.buffer is None:  # validate/test: no replay, only the counters matter
             return
         if "buffer" not in state and "buffer_dir" not in state:
@@ -451,7 +428,7 @@ class OffPolicyDataModule(EnvDataModule):
                 "resume with the same world size (each rank owns its replay buffer)"
             )
         # New episodes on resume, from seeds the original run did not use for its first ones.
-        self.reset_envs(seed=self.rank_seed + self.env_steps)
+        self.pipeline.reset(seed=self.rank_seed + self.env_steps)
         if "buffer" in state:
             self.buffer.load_state_dict(state["buffer"])
             rank_state = state

@@ -25,9 +25,8 @@ from lightning_rl.policies import DQN
 class AuxLossDQN(DQN):
     """DQN whose loss adds ``aux_weight * mean((Q(s, a') - Q(s, a))^2)`` over untaken actions ``a'``."""
 
-    def __init__(self, *args: Any, aux_weight: float = 0.01, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.save_hyperparameters()
+    def __init__(self, aux_weight: float = 0.01, **kwargs: Any):
+        super().__init__(**kwargs)  # the base records every argument of the chain in self.hparams
 
     def compute_loss(self, batch: TensorDict) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         loss, td_error, extra = super().compute_loss(batch)

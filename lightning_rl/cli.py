@@ -11,7 +11,7 @@ policy, so it is never written twice. After ``fit`` the run summary is written t
 ``<log_dir>/result.json`` (the dict :func:`lightning_rl.entry.serial_pipeline` returns).
 
 ``collect`` rolls out the checkpoint's policy on the config's env and writes an offline dataset
-(:func:`lightning_rl.data.offline.collect_dataset`); train on it with ``configs/cartpole_dqn_offline.yaml``.
+(:func:`lightning_rl.collect.collect_dataset`); train on it with ``configs/cartpole_dqn_offline.yaml``.
 It is a method of :class:`RLTrainer` because LightningCLI's subcommands are Trainer methods.
 """
 
@@ -21,16 +21,19 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger
 
-from lightning_rl.callbacks import Evaluator, RLProgressBar
-from lightning_rl.data.offline import TransitionDataset, collect_dataset
+from lightning_rl.callbacks import DataMetrics, Evaluator, RLProgressBar
+from lightning_rl.collect import collect_dataset
+from lightning_rl.data.offline import TransitionDataset
 from lightning_rl.datamodules import EnvDataModule
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import RLPolicy
@@ -44,6 +47,16 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "num_sanity_val_steps": 0,
     "enable_model_summary": False,
     "default_root_dir": "runs",
+}
+
+# Knobs that moved (one home each): a config naming the old place gets one line naming the new one.
+MOVED_KNOBS = {
+    "model.updates_per_step": "data.init_args.updates_per_step",
+    "data.gamma": "model.init_args.gamma (the discount is the policy's)",
+    "data.gae_lambda": "model.init_args.gae_lambda",
+    "model.lambda_": "model.init_args.gae_lambda (V-trace's lambda)",
+    "data.eval_episodes": "evaluator.n_episodes",
+    "data.eval_seed": "evaluator.seed",
 }
 
 
@@ -143,10 +156,16 @@ class RLCLI(LightningCLI):
             callbacks.append(ModelCheckpoint(save_last=True, save_top_k=0, every_n_train_steps=2_000))
         if config.get("enable_progress_bar") is not False and not _has(callbacks, ProgressBar):
             callbacks.append(RLProgressBar())
+        if config.get("logger") is not False and not _has(callbacks, DataMetrics):
+            callbacks.append(DataMetrics())
         config["callbacks"] = callbacks
         if config.get("plugins") is None:
             config["plugins"] = [AtomicCheckpointIO()]
         return super().instantiate_trainer(**kwargs)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        reject_moved_knobs(sys.argv[1:] if args is None else args)
+        super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:
         config = self._subcommand_config(self.config)
@@ -183,6 +202,43 @@ class RLCLI(LightningCLI):
             "collect_time_s": meta["collect_time_s"],
         }
         print(f"collected: {json.dumps(self.result)}")
+
+
+def reject_moved_knobs(args: Any) -> None:
+    """Exit with status 2 and one line if a ``--config`` or a ``--section.field`` override names a knob
+    of :data:`MOVED_KNOBS` at its old place (LightningCLI would print its whole usage instead)."""
+    if not isinstance(args, list):  # a dict or Namespace from a script: checked by the parser itself
+        return
+    named: list[str] = []
+    for i, arg in enumerate(args):
+        if arg.startswith("--config"):
+            value = arg.partition("=")[2] or (args[i + 1] if i + 1 < len(args) else "")
+            named += _dotted_keys(_load_config(value))
+        elif arg.startswith("--"):
+            named.append(arg[2:].partition("=")[0])
+    for key in named:
+        old = key.replace(".init_args.", ".")
+        if old in MOVED_KNOBS:
+            print(f"error: {key} has moved: set {MOVED_KNOBS[old]}", file=sys.stderr)
+            sys.exit(2)
+
+
+def _load_config(value: str) -> Any:
+    try:
+        text = Path(value).read_text() if os.path.isfile(value) else value
+        return yaml.safe_load(text)
+    except (OSError, yaml.YAMLError):
+        return None  # the parser reports a bad config itself
+
+
+def _dotted_keys(config: Any, prefix: str = "") -> list[str]:
+    if not isinstance(config, dict):
+        return []
+    keys = []
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        keys += [dotted, *_dotted_keys(value, dotted + ".")]
+    return keys
 
 
 def _has(callbacks: list[pl.Callback], kind: type) -> bool:

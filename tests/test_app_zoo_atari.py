@@ -307,7 +307,7 @@ def tiny_atari_run(config: str, root: Path, *extra: str) -> list[str]:
         "--trainer.max_steps=2",
         "--trainer.enable_progress_bar=false",
         "--trainer.logger=false",
-        "--model.init_args.updates_per_step=1",
+        "--data.init_args.updates_per_step=1",
         "--data.init_args.n_envs=2",
         "--data.init_args.buffer_size=256",
         "--data.init_args.batch_size=8",
@@ -348,7 +348,7 @@ def test_breakout_checkpoint_validates_on_real_games(tmp_path):
             str(CONFIGS / "breakout_dqn.yaml"),
             f"--trainer.default_root_dir={tmp_path}",
             "--trainer.logger=false",
-            "--data.init_args.eval_episodes=1",
+            "--evaluator.n_episodes=1",
             "--data.init_args.eval_env_kwargs={is_train: false, noop_max: 0, max_episode_frames: 400}",
             f"--ckpt_path={fitted.result['ckpt_path']}",
         ]

@@ -249,7 +249,7 @@ def short_run(tmp_path_factory):
             "--trainer.enable_progress_bar=false",
             "--data.init_args.n_envs=2",
             "--data.init_args.learning_starts=64",
-            "--data.init_args.eval_episodes=2",
+            "--evaluator.n_episodes=2",
             "--evaluator.eval_interval=8",
         ]
     )

@@ -33,7 +33,13 @@ class TinyPolicy(nn.Module):
 
 def async_cartpole(**kwargs) -> OffPolicyDataModule:
     defaults = dict(
-        n_envs=2, buffer_size=2000, batch_size=4, learning_starts=8, async_collection=True, max_env_steps=400
+        n_envs=2,
+        buffer_size=2000,
+        batch_size=4,
+        learning_starts=8,
+        async_collection=True,
+        max_env_steps=400,
+        updates_per_step=1,
     )
     dm = OffPolicyDataModule(
         env_id=None, env_fn=gym.make, env_kwargs={"id": "CartPole-v1"}, **{**defaults, **kwargs}
@@ -47,11 +53,17 @@ def attach(dm: OffPolicyDataModule, policy: nn.Module) -> OffPolicyDataModule:
     return dm
 
 
+def batches(dm: OffPolicyDataModule):
+    """The stream's batches, one training step's after another."""
+    for step in dm.train_dataloader():
+        yield from step
+
+
 def test_ratio_band_holds_and_the_budget_ends_the_stream():
     dm = attach(async_cartpole(sample_insert_ratio=[1.0, 2.0]), TinyPolicy())
     try:
         sampled = 0
-        for batch in dm.train_dataloader():
+        for batch in batches(dm):
             assert batch.batch_size == torch.Size([4])
             sampled += 4
             inserted = dm.buffer.pushed
@@ -68,22 +80,23 @@ def test_ratio_band_holds_and_the_budget_ends_the_stream():
 def test_actor_copy_is_refreshed_and_items_record_its_iteration():
     policy = TinyPolicy()
     dm = attach(async_cartpole(actor_refresh_interval=3, sample_insert_ratio=[0.5, 1.0]), policy)
-    stream = iter(dm.train_dataloader())
+    stream = batches(dm)
     try:
         next(stream)
-        actor = dm._actor
+        actor = dm._mirror.actor
         assert actor is not policy and actor.weight.item() == 1.0
         with torch.no_grad():
             policy.weight.fill_(-1.0)  # an "update" the actor must not see until refreshed
         policy.train_iter = 2
         next(stream)
-        assert actor.weight.item() == 1.0 and dm._actor_iter == 0
+        assert dm._mirror.published_version == 0  # 2 updates since the copy: not published yet
         policy.train_iter = 3
-        next(stream)  # refreshed after this batch's update: the actor now pushes left (action 0)
-        assert actor.weight.item() == -1.0 and dm._actor_iter == 3
+        next(stream)  # published after this batch's update; the collector loads it before its next step
+        assert dm._mirror.published_version == 3
         pushed_before = dm.buffer.pushed
         while dm.buffer.pushed < pushed_before + 40:
             next(stream)
+        assert actor.weight.item() == -1.0 and dm._mirror.version == 3  # the actor now pushes left
         with dm._cond:
             newest = dm.buffer.get(torch.arange(len(dm.buffer)))[-10:]
         assert (newest[keys.ACTION] == 0).all()

@@ -102,7 +102,7 @@ def test_validate_evaluates_a_saved_checkpoint(finished_run, tmp_path):
             CONFIG,
             f"--trainer.default_root_dir={tmp_path}",
             "--trainer.logger=false",
-            "--data.init_args.eval_episodes=3",
+            "--evaluator.n_episodes=3",
             f"--ckpt_path={trained.result['ckpt_path']}",
         ]
     )

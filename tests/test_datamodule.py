@@ -1,5 +1,6 @@
 """OffPolicyDataModule: collection, n-step transitions into replay, warm-up, replay ratio, budgets, state."""
 
+import itertools
 from types import SimpleNamespace
 
 import gymnasium as gym
@@ -35,6 +36,12 @@ def attach(dm: OffPolicyDataModule, policy, rank: int = 0, world_size: int = 1) 
     )
     dm.setup("fit")
     return dm
+
+
+def batches(dm: OffPolicyDataModule):
+    """The stream's batches, one training step's after another."""
+    for step in dm.train_dataloader():
+        yield from step
 
 
 def short_cartpole(max_episode_steps: int = 5, **kwargs) -> OffPolicyDataModule:
@@ -80,7 +87,7 @@ def test_nstep_windows_flush_at_episode_end():
 
 def test_stream_warms_up_then_yields_gradient_steps_per_phase():
     dm = attach(short_cartpole(learning_starts=20, train_freq=4, gradient_steps=3), ConstantPolicy())
-    stream = iter(dm.train_dataloader())
+    stream = batches(dm)
     first = next(stream)
     assert dm.env_steps == 20  # warm-up: 10 vector steps of 2 envs, nothing sampled before
     assert first.batch_size == torch.Size([4]) and keys.INDEX in first
@@ -94,9 +101,20 @@ def test_env_step_budget_ends_the_stream_and_training():
     dm = attach(
         short_cartpole(max_env_steps=12, learning_starts=0, train_freq=4, gradient_steps=1), ConstantPolicy()
     )
-    batches = list(dm.train_dataloader())
-    assert dm.env_steps == 12 and len(batches) == 3
+    assert len(list(batches(dm))) == 3 and dm.env_steps == 12
     assert dm.trainer.should_stop
+
+
+def test_a_training_step_never_straddles_a_collection_phase():
+    """Phases of gradient_steps=5 batches are served in steps of at most updates_per_step=2: 2, 2, 1."""
+    dm = attach(short_cartpole(train_freq=4, gradient_steps=5, updates_per_step=2), ConstantPolicy())
+    sizes = []
+    for step in itertools.islice(dm.train_dataloader(), 6):
+        before = dm.env_steps  # the step's collection (if any) happened before it was handed out
+        sizes.append(sum(1 for _ in step))
+        assert dm.env_steps == before
+    assert sizes == [2, 2, 1, 2, 2, 1]
+    assert dm.env_steps == 2 * 4  # two phases of train_freq=4 env steps
 
 
 def test_exploration_sees_global_env_steps_under_ddp():
@@ -319,7 +337,7 @@ def test_max_use_starves_the_stream_until_more_is_collected():
     dm = attach(
         short_cartpole(max_use=1, learning_starts=0, train_freq=4, gradient_steps=10), ConstantPolicy()
     )
-    stream = iter(dm.train_dataloader())
+    stream = batches(dm)
     seen: set[int] = set()
     for _ in range(30):
         batch = next(stream)

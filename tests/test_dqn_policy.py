@@ -29,7 +29,7 @@ def test_continuous_actions_are_rejected_with_the_reason():
     with pytest.raises(
         ValueError, match=r"DQN needs a discrete action space .* 'Pendulum-v1' has continuous"
     ):
-        DQN(PENDULUM)
+        DQN(env_spec=PENDULUM)
 
 
 def test_missing_env_spec_says_how_to_pass_it():
@@ -44,7 +44,6 @@ def test_missing_env_spec_says_how_to_pass_it():
         ({"lr": 0}, "lr must be > 0"),
         ({"target_tau": 0.0}, r"target_tau must be in \(0.0, 1.0\]"),
         ({"target_update_interval": -1}, "target_update_interval must be > 0"),
-        ({"updates_per_step": 0}, "updates_per_step must be > 0"),
         ({"loss_type": "l1"}, r"loss_type must be one of \['huber', 'mse'\]"),
         ({"eps_schedule": "cosine"}, r"eps_schedule must be one of \['exp', 'linear'\]"),
         ({"eps_start": 2.0}, r"eps_start must be in \[0.0, 1.0\]"),
@@ -54,11 +53,11 @@ def test_missing_env_spec_says_how_to_pass_it():
 )
 def test_bad_hyperparameters_name_the_field(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        DQN(CARTPOLE, **kwargs)
+        DQN(env_spec=CARTPOLE, **kwargs)
 
 
 def test_eval_is_greedy_and_collect_follows_the_epsilon_schedule():
-    policy = DQN(CARTPOLE, eps_start=1.0, eps_end=0.0, eps_decay_steps=100)
+    policy = DQN(env_spec=CARTPOLE, eps_start=1.0, eps_end=0.0, eps_decay_steps=100)
     obs = torch.randn(256, 4)
     greedy = policy.net(obs).argmax(-1)
     assert torch.equal(policy.act(obs, mode="eval"), greedy)
@@ -88,7 +87,7 @@ def batch_of(q_online: torch.nn.Module, batch_size: int = 5) -> TensorDict:
 @pytest.mark.parametrize("double", [True, False])
 def test_loss_matches_the_double_dqn_nstep_target_computed_by_hand(double):
     torch.manual_seed(0)
-    policy = DQN(CARTPOLE, hidden_sizes=(8,), double=double, gamma=0.9, loss_type="mse")
+    policy = DQN(env_spec=CARTPOLE, hidden_sizes=(8,), double=double, gamma=0.9, loss_type="mse")
     with torch.no_grad():  # make the target net differ from the online net
         for p in policy.target_net.parameters():
             p.add_(torch.randn_like(p))
@@ -113,7 +112,7 @@ def test_loss_matches_the_double_dqn_nstep_target_computed_by_hand(double):
 
 
 def test_hard_target_update_happens_every_interval():
-    policy = DQN(CARTPOLE, hidden_sizes=(8,), target_update_interval=3)
+    policy = DQN(env_spec=CARTPOLE, hidden_sizes=(8,), target_update_interval=3)
     with torch.no_grad():
         next(policy.net.parameters()).add_(1.0)
     for train_iter, synced in [(1, False), (2, False), (3, True)]:
@@ -125,7 +124,7 @@ def test_hard_target_update_happens_every_interval():
 
 
 def test_polyak_update_moves_target_by_tau():
-    policy = DQN(CARTPOLE, hidden_sizes=(8,), target_tau=0.25)
+    policy = DQN(env_spec=CARTPOLE, hidden_sizes=(8,), target_tau=0.25)
     online, target = next(policy.net.parameters()), next(policy.target_net.parameters())
     with torch.no_grad():
         online.copy_(torch.ones_like(online))
@@ -137,6 +136,6 @@ def test_polyak_update_moves_target_by_tau():
 
 def test_dueling_and_image_observations_build():
     atari = {**CARTPOLE, "env_id": "Pong", "obs_shape": [4, 84, 84], "obs_dtype": "uint8", "n_actions": 6}
-    policy = DQN(atari, dueling=True)
+    policy = DQN(env_spec=atari, dueling=True)
     frames = torch.randint(0, 255, (2, 4, 84, 84), dtype=torch.uint8)
     assert policy.act(frames).shape == (2,)

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from lightning_rl import keys
 from lightning_rl.callbacks import Evaluator
 from lightning_rl.cli import RLCLI
+from lightning_rl.collect import collect_dataset
 from lightning_rl.data.offline import (
     FIELDS,
     METADATA_FILE,
@@ -21,7 +22,6 @@ from lightning_rl.data.offline import (
     RandomBatchSampler,
     TransitionDataset,
     collate_transitions,
-    collect_dataset,
     write_dataset,
 )
 from lightning_rl.datamodules import OfflineDataModule, OffPolicyDataModule

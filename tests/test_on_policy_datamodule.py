@@ -12,6 +12,7 @@ import torch
 from lightning_rl import keys
 from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.normalizer import RewardScaler, RunningMeanStd
+from lightning_rl.data.rollout import RolloutCollector
 from lightning_rl.datamodules import OnPolicyDataModule
 from lightning_rl.envs import SyncEnvManager
 
@@ -44,6 +45,17 @@ def timer(length: int = 4, limit: int | None = None) -> gym.Env:
 class TimeValuePolicy:
     """Action 0; log-prob -0.5; value = 10 * t (so a bootstrap on a final observation is visible)."""
 
+    train_iter = 0
+
+    def __init__(self, gamma: float = 0.99, gae_lambda: float = 0.95):
+        self.gamma, self.gae_lambda = gamma, gae_lambda
+
+    def act(self, obs, mode="eval", env_steps=0, generator=None):
+        return torch.zeros(len(obs), dtype=torch.int64)
+
+    def reset_recurrent_state(self, done):
+        pass
+
     def collect(self, obs):
         return {
             keys.ACTION: torch.zeros(len(obs), dtype=torch.int64),
@@ -73,15 +85,10 @@ def reference_gae(reward, value, next_value, terminated, truncated, gamma, lam):
 
 def test_rollout_bootstraps_truncations_from_the_final_observation():
     """env 0 terminates every 3 steps; env 1 is truncated by a time limit every 2 steps."""
-    dm = OnPolicyDataModule(
-        env_id=None, env_fn=timer, n_envs=2, n_steps=5, batch_size=2, gamma=0.9, gae_lambda=0.8
-    )
-    dm.trainer = SimpleNamespace(lightning_module=None, global_rank=0, world_size=1, should_stop=False)
-    # the two envs differ: the collector is built by hand
-    dm.collector = VectorCollector(SyncEnvManager([lambda: timer(3), lambda: timer(9, limit=2)]))
-    dm.collector.reset(seed=0)
-    rollout = dm.collect_rollout(TimeValuePolicy())
-    assert rollout.batch_size == (5, 2) and dm.env_steps == 10
+    collector = VectorCollector(SyncEnvManager([lambda: timer(3), lambda: timer(9, limit=2)]))
+    collector.reset(seed=0)
+    rollout = RolloutCollector(collector).collect(TimeValuePolicy(gamma=0.9, gae_lambda=0.8), n_steps=5)
+    assert rollout.batch_size == (5, 2) and collector.counters.env_steps == 10
     t = rollout[keys.OBS][..., 0]
     assert t[:, 0].tolist() == [0, 1, 2, 0, 1] and t[:, 1].tolist() == [0, 1, 0, 1, 0]
     assert rollout[keys.TERMINATED][:, 0].tolist() == [False, False, True, False, False]
@@ -99,7 +106,7 @@ def test_rollout_bootstraps_truncations_from_the_final_observation():
     # by hand, env 1 at t=1 (truncated, final obs t=2): 1 + 0.9 * 20 - 10 = 9
     assert rollout[keys.ADVANTAGE][1, 1].item() == pytest.approx(9.0)
     assert rollout[keys.MASK].all()
-    dm.collector.env.close()
+    collector.env.close()
 
 
 def test_epochs_of_shuffled_minibatches_cover_every_sample_once_per_epoch():
@@ -108,7 +115,7 @@ def test_epochs_of_shuffled_minibatches_cover_every_sample_once_per_epoch():
         TimeValuePolicy(),
     )
     stream = iter(dm.train_dataloader())
-    batches = [next(stream) for _ in range(9)]  # 3 epochs x 12 samples / 4
+    batches = [next(stream)[0] for _ in range(9)]  # 3 epochs x 12 samples / 4; one per step
     assert dm.rollouts == 1 and all(b.batch_size == (4,) for b in batches)
     expected = sorted(
         [(float(t), 4.0) for t in (0, 1, 2, 3, 0, 1)] * 2
@@ -129,8 +136,6 @@ def test_epochs_of_shuffled_minibatches_cover_every_sample_once_per_epoch():
 def test_bad_arguments_name_the_field():
     with pytest.raises(ValueError, match=r"batch_size must divide n_envs \* n_steps = 16"):
         OnPolicyDataModule(n_envs=2, n_steps=8, batch_size=5)
-    with pytest.raises(ValueError, match=r"gae_lambda must be in \[0.0, 1.0\]"):
-        OnPolicyDataModule(gae_lambda=1.5)
 
 
 def test_running_mean_std_matches_numpy_over_all_batches():
@@ -192,25 +197,24 @@ class FailsOnceEnv(TimerEnv):
 
 
 def test_a_dropped_step_is_no_sample_and_ends_the_trace_before_it():
-    dm = OnPolicyDataModule(env_id=None, env_fn=timer, n_envs=1, n_steps=6, batch_size=1, gae_lambda=1.0)
-    dm.trainer = SimpleNamespace(lightning_module=None, global_rank=0, world_size=1, should_stop=False)
-    dm.collector = VectorCollector(SyncEnvManager([lambda: FailsOnceEnv(9)]))
-    dm.collector.reset(seed=0)
-    rollout = dm.collect_rollout(TimeValuePolicy())
+    collector = VectorCollector(SyncEnvManager([lambda: FailsOnceEnv(9)]))
+    collector.reset(seed=0)
+    rollout = RolloutCollector(collector).collect(TimeValuePolicy(gae_lambda=1.0), n_steps=6)
     t = rollout[keys.OBS][:, 0, 0]
     assert t.tolist() == [0, 1, 2, 0, 1, 2]  # the env was rebuilt after the failed step at t=2
     assert rollout[keys.MASK][:, 0].tolist() == [True, True, False, True, True, True]
     assert rollout[keys.TRUNCATED][:, 0].tolist() == [False, True, True, False, False, False]
     # step 1 bootstraps from t=2 (value 20) and is not traced into the failed step: 1 + 0.99 * 20 - 10
     assert rollout[keys.ADVANTAGE][1, 0].item() == pytest.approx(1 + 0.99 * 20 - 10)
-    assert dm.collector.env.stats()["faults/error"] == 1
-    dm.collector.env.close()
+    assert collector.env.stats()["faults/error"] == 1
+    collector.env.close()
 
 
 class RecurrentTimeValuePolicy(TimeValuePolicy):
     """Carries a per-env step counter as its 'hidden state', returned with each step and reset on done."""
 
     def __init__(self, n_envs: int):
+        super().__init__()
         self.hidden = torch.zeros(n_envs)
 
     def collect(self, obs):

@@ -17,6 +17,7 @@ from lightning_rl.datamodules import OnPolicyDataModule
 from lightning_rl.entry import serial_pipeline
 from lightning_rl.envs import EnvSpec
 from lightning_rl.policies import IMPALA
+from lightning_rl.rl_utils.bootstrap import next_state_values
 
 CONFIGS = REPO / "configs"
 QUIET = {"trainer.logger": False, "trainer.enable_progress_bar": False}
@@ -39,7 +40,7 @@ def test_trajectory_minibatches_are_whole_time_major_env_trajectories():
     )
     attach(dm, TimeValuePolicy())
     stream = iter(dm.train_dataloader())
-    batches = [next(stream) for _ in range(4)]  # 2 epochs x 2 minibatches of 2 envs
+    batches = [next(stream)[0] for _ in range(4)]  # 2 epochs x 2 minibatches of 2 envs
     for batch in batches:
         assert batch.batch_size == (5, 2) and keys.NEXT_OBS in batch
         assert (batch[keys.OBS][1:, :, 0] == (batch[keys.OBS][:-1, :, 0] + 1) % 4).all()  # consecutive steps
@@ -63,7 +64,9 @@ def test_impala_bootstraps_with_its_own_critic_at_episode_and_chunk_ends():
         [3, 1],
     )
     value = policy.net.value(obs)
-    next_value = policy.next_values(value, batch)
+    with torch.no_grad():  # as in IMPALA.training_update
+        ended = batch[keys.TERMINATED] | batch[keys.TRUNCATED]
+        next_value = next_state_values(value, ended, batch[keys.NEXT_OBS], policy.net.value)
     assert next_value[0, 0] == value[1, 0]  # inside the episode: the next step's value
     torch.testing.assert_close(next_value[1:, 0], policy.net.value(next_obs[1:, 0]))  # end, chunk end
     assert not next_value.requires_grad
@@ -150,6 +153,7 @@ def test_async_rollouts_come_from_the_weights_published_one_rollout_earlier():
         """Its 'weights' are a version number; collect stamps every step with the version it acted with."""
 
         def __init__(self):
+            super().__init__()
             self.version = torch.zeros(())
 
         def state_dict(self):
@@ -159,6 +163,9 @@ def test_async_rollouts_come_from_the_weights_published_one_rollout_earlier():
             self.version = state["version"].clone()
 
         def requires_grad_(self, flag):
+            return self
+
+        def cpu(self):
             return self
 
         def collect(self, obs):
@@ -172,7 +179,7 @@ def test_async_rollouts_come_from_the_weights_published_one_rollout_earlier():
     stream = iter(dm.train_dataloader())
     versions = []
     for version in range(1, 5):
-        versions.append(next(stream)["version"].unique().tolist())
+        versions.append(next(stream)[0]["version"].unique().tolist())
         for _ in range(3):  # the rest of this rollout's 4 epochs
             next(stream)
         learner.version = torch.tensor(float(version))  # the learner "trains"

@@ -41,7 +41,7 @@ def test_pendulum_config_runs_a_few_updates_and_the_env_gets_clipped_actions(tmp
             "data.init_args.batch_size": 32,
             "data.init_args.n_epochs": 2,
             "data.init_args.max_env_steps": 128,
-            "data.init_args.eval_episodes": 1,
+            "evaluator.n_episodes": 1,
         },
     )
     assert result["env_steps"] == 128 and result["train_iter"] == 8  # 2 rollouts x 2 epochs x 2 minibatches
@@ -85,8 +85,8 @@ def test_pong_config_trains_a_few_updates(tmp_path):
     assert isinstance(cli.result["eval_return_mean"], float)
     assert cli.model.spec.obs_shape == (4, 84, 84) and cli.model.spec.n_actions == 6
     assert type(cli.model.net.encoder).__name__ == "NatureCNNEncoder" and cli.model.net.shared_encoder
-    hp, data = cli.model.hparams, cli.datamodule.hparams
+    hp = cli.model.hparams
     assert (hp.lr, hp.lr_schedule, hp.clip_ratio, hp.clip_schedule) == (2.5e-4, "linear", 0.1, "linear")
-    assert (hp.ent_coef, hp.vf_coef, data.gamma, data.gae_lambda) == (0.01, 0.5, 0.99, 0.95)
+    assert (hp.ent_coef, hp.vf_coef, hp.gamma, hp.gae_lambda) == (0.01, 0.5, 0.99, 0.95)
     assert cli.datamodule.make_env().cfg["episodic_life"]
     assert not cli.datamodule.make_eval_env().cfg["episodic_life"]  # is_train false: whole games

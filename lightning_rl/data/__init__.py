@@ -1,7 +1,9 @@
 """Replay, transition and sequence building, frame storage, collection and offline data
 (``lightning_rl.data``: nerveX's "data" module)."""
 
+from lightning_rl.data.actor_mirror import ActorMirror
 from lightning_rl.data.background import BackgroundCollection
+from lightning_rl.data.collector import CollectCounters, VectorCollector
 from lightning_rl.data.frames import FrameStore
 from lightning_rl.data.normalizer import RewardScaler, RunningMeanStd
 from lightning_rl.data.nstep import NStepTransitionBuilder
@@ -9,25 +11,32 @@ from lightning_rl.data.offline import (
     RandomBatchSampler,
     TransitionDataset,
     collate_transitions,
-    collect_dataset,
+    write_dataset,
 )
+from lightning_rl.data.pipeline import TransitionPipeline
 from lightning_rl.data.replay import PrioritizedBuffer, linear_beta
+from lightning_rl.data.rollout import RolloutCollector
 from lightning_rl.data.sequence import SequenceBuilder, sequence_priority
 from lightning_rl.data.throttle import SampleInsertRatio
 
 __all__ = [
-    "RewardScaler",
-    "RunningMeanStd",
+    "ActorMirror",
     "BackgroundCollection",
+    "CollectCounters",
     "FrameStore",
     "NStepTransitionBuilder",
     "PrioritizedBuffer",
     "RandomBatchSampler",
+    "RewardScaler",
+    "RolloutCollector",
+    "RunningMeanStd",
     "SampleInsertRatio",
     "SequenceBuilder",
     "TransitionDataset",
+    "TransitionPipeline",
+    "VectorCollector",
     "collate_transitions",
-    "collect_dataset",
+    "write_dataset",
     "linear_beta",
     "sequence_priority",
 ]

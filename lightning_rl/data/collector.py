@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import gymnasium as gym
@@ -27,18 +28,43 @@ class VectorStep(NamedTuple):
     dropped: Tensor  # (E,) bool: the env failed at this step; no transition (see envs.manager)
 
 
+@dataclass
+class CollectCounters:
+    """A run's collection counters: the one place env steps and episodes are counted (by
+    :meth:`VectorCollector.step`); the DataModule that owns them checkpoints them."""
+
+    env_steps: int = 0  # global: all ranks together
+    episodes: int = 0  # finished by this rank's envs (episodes an env manager dropped are not counted)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"env_steps": self.env_steps, "episodes": self.episodes}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
+
+
 class VectorCollector:
-    """Runs a vector env (``SAME_STEP`` autoreset) and keeps episode statistics.
+    """Runs a vector env (``SAME_STEP`` autoreset), counts env steps and episodes, keeps episode statistics.
 
     Episodes that an env manager dropped (a faulted env) are not counted.
 
     Args:
         env: the vector env; its episodes restart from :meth:`reset`.
+        counters: the run's counters to add to (default: fresh ones, see :attr:`counters`).
+        world_size: ranks collecting alike; each vector step adds ``num_envs * world_size`` global env steps.
         stats_window: number of recent finished episodes that :meth:`episode_stats` averages.
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, stats_window: int = 100):
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        counters: CollectCounters | None = None,
+        world_size: int = 1,
+        stats_window: int = 100,
+    ):
         self.env = env
+        self.counters = counters if counters is not None else CollectCounters()
+        self._global_steps_per_step = env.num_envs * world_size
         self._obs: np.ndarray | None = None
         self._tracker = EpisodeTracker(env.num_envs)
         self.episodes = 0  # finished since construction
@@ -61,6 +87,8 @@ class VectorCollector:
         _, returns, lengths = self._tracker.step(reward, done & ~dropped)
         self._tracker.discard(dropped)
         self.episodes += len(returns)
+        self.counters.episodes += len(returns)
+        self.counters.env_steps += self._global_steps_per_step
         self.recent_returns.extend(returns.tolist())
         self.recent_lengths.extend(lengths.tolist())
         transition = VectorStep(

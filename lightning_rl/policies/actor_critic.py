@@ -10,8 +10,9 @@ import torch
 from torch import Tensor
 
 from lightning_rl import keys
+from lightning_rl.contract import ActMode, RolloutSource
 from lightning_rl.models import ValueAC
-from lightning_rl.policies.base import ActMode, RLPolicy
+from lightning_rl.policies.base import RLPolicy
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
 
 Schedule = Literal["constant", "linear"]
@@ -26,42 +27,52 @@ def scheduled(start: float, end: float | None, schedule: Schedule, progress: flo
 
 
 class ActorCriticPolicy(RLPolicy):
-    """Base of the on-policy actor-critic policies (driven by ``OnPolicyDataModule``).
+    """Base of the on-policy actor-critic policies (driven by ``OnPolicyDataModule``): a
+    :class:`~lightning_rl.contract.RolloutActor` reading a :class:`~lightning_rl.contract.RolloutSource`.
 
-    Args:
+    Args (besides :class:`~lightning_rl.policies.RLPolicy`'s ``env_spec``, ``gamma``, ``log_interval``):
         hidden_sizes, shared_encoder, activation, log_std, log_std_init, squash: the :class:`ValueAC`
             network (defaults: separate (64, 64) tanh MLPs for vectors, one shared Nature CNN for images).
+        gae_lambda: lambda of the GAE advantages the collector computes (and of V-trace's traces for
+            IMPALA).
+        optimizer: ``"adam"`` (eps 1e-5) or ``"rmsprop"`` (Baselines/SB3: alpha 0.99, eps 1e-5).
         lr, lr_final, lr_schedule: learning rate and its schedule over the env-step budget.
         vf_coef: value loss weight.
         ent_coef, ent_coef_final, ent_schedule: entropy bonus weight and its schedule.
         max_grad_norm: global gradient-norm clip (``None``: off).
     """
 
+    data_protocol = RolloutSource
+
     def __init__(
         self,
-        env_spec: dict[str, Any] | None,
-        hidden_sizes: Sequence[int] | None,
-        shared_encoder: bool | None,
-        activation: Literal["tanh", "relu"],
-        log_std: Literal["independent", "state_dependent"],
-        log_std_init: float,
-        squash: bool,
-        lr: float,
-        lr_final: float | None,
-        lr_schedule: Schedule,
-        vf_coef: float,
-        ent_coef: float,
-        ent_coef_final: float | None,
-        ent_schedule: Schedule,
-        max_grad_norm: float | None,
-        log_interval: int,
+        hidden_sizes: Sequence[int] | None = None,
+        shared_encoder: bool | None = None,
+        activation: Literal["tanh", "relu"] = "tanh",
+        log_std: Literal["independent", "state_dependent"] = "independent",
+        log_std_init: float = 0.0,
+        squash: bool = False,
+        gae_lambda: float = 0.95,
+        optimizer: Literal["adam", "rmsprop"] = "adam",
+        lr: float = 3e-4,
+        lr_final: float | None = None,
+        lr_schedule: Schedule = "constant",
+        vf_coef: float = 0.5,
+        ent_coef: float = 0.0,
+        ent_coef_final: float | None = None,
+        ent_schedule: Schedule = "constant",
+        max_grad_norm: float | None = 0.5,
+        **kwargs: Any,
     ):
-        super().__init__(env_spec, log_interval)
+        super().__init__(**kwargs)
+        check_range("gae_lambda", gae_lambda, 0.0, 1.0)
+        check_choice("optimizer", optimizer, ("adam", "rmsprop"))
         check_positive(lr=lr, max_grad_norm=max_grad_norm)
         check_range("vf_coef", vf_coef, 0.0, float("inf"))
         check_range("ent_coef", ent_coef, 0.0, float("inf"))
         check_choice("lr_schedule", lr_schedule, ("constant", "linear"))
         check_choice("ent_schedule", ent_schedule, ("constant", "linear"))
+        self.gae_lambda = gae_lambda
         self.lr, self.lr_final, self.lr_schedule = lr, lr_final, lr_schedule
         self.ent_coef, self.ent_coef_final, self.ent_schedule = ent_coef, ent_coef_final, ent_schedule
         self.vf_coef, self.max_grad_norm = vf_coef, max_grad_norm
@@ -75,6 +86,16 @@ class ActorCriticPolicy(RLPolicy):
             log_std_init=log_std_init,
             squash=squash,
         )
+
+    @property
+    def data(self) -> RolloutSource:
+        """The DataModule, as the contract's :class:`~lightning_rl.contract.RolloutSource`."""
+        return self.trainer.datamodule
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.hparams.optimizer == "rmsprop":
+            return torch.optim.RMSprop(self.net.parameters(), lr=self.lr, alpha=0.99, eps=1e-5)
+        return torch.optim.Adam(self.net.parameters(), lr=self.lr, eps=1e-5)
 
     # --- what the DataModule calls ---------------------------------------------------------------
     @torch.no_grad()
@@ -105,6 +126,9 @@ class ActorCriticPolicy(RLPolicy):
         """Critic values ``(N,)`` of observations ``(N, *obs_shape)`` (bootstraps)."""
         return self.net.value(obs.to(self.device)).cpu()
 
+    def reset_recurrent_state(self, done: Tensor) -> None:
+        """Feed-forward networks keep no state between steps; recurrent policies override this."""
+
     def to_env_action(self, action: Tensor) -> Tensor:
         """Unsquashed Gaussian samples are unbounded: the env gets them clipped to its bounds."""
         if self.spec.action_type == "discrete" or self.squash:
@@ -117,9 +141,8 @@ class ActorCriticPolicy(RLPolicy):
     def progress(self) -> float:
         """Fraction of the env-step budget used when the current rollout started (0 without a budget):
         constant over a rollout's epochs, and below 1 for the last one (a zero step size is no update)."""
-        datamodule = self.trainer.datamodule
-        budget = getattr(datamodule, "max_env_steps", None)
-        return datamodule.rollout_env_steps / budget if budget else 0.0
+        budget = self.data.max_env_steps
+        return self.data.rollout_env_steps / budget if budget else 0.0
 
     def current_ent_coef(self) -> float:
         return scheduled(self.ent_coef, self.ent_coef_final, self.ent_schedule, self.progress())

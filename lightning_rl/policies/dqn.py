@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from copy import deepcopy
 from typing import Any, Literal
 
@@ -12,9 +12,10 @@ from tensordict import TensorDict
 from torch import Tensor, nn
 
 from lightning_rl import keys
+from lightning_rl.contract import ActMode
 from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.models import DQNNet
-from lightning_rl.policies.base import ActMode, RLPolicy
+from lightning_rl.policies.base import RLPolicy
 from lightning_rl.rl_utils import (
     QNStepData,
     cql_penalty,
@@ -35,12 +36,10 @@ class DQN(RLPolicy):
     Subclass and override :meth:`build_net` for another network or :meth:`compute_loss` to add loss
     terms (see ``examples/dqn_aux_loss.py``).
 
-    Args:
-        env_spec: environment description (linked from the DataModule by the CLI).
+    Args (besides :class:`~lightning_rl.policies.RLPolicy`'s ``env_spec``, ``gamma``, ``log_interval``):
         hidden_sizes: MLP widths for vector obs; for image obs the last one is the CNN feature width.
         dueling: use a dueling head.
         double: pick the bootstrap action with the online net (double DQN) instead of max over the target net.
-        gamma: discount factor in [0, 1].
         lr: Adam learning rate.
         loss_type: ``"huber"`` or ``"mse"``.
         target_update_interval: hard target sync every this many gradient updates (when ``target_tau == 1``).
@@ -52,18 +51,16 @@ class DQN(RLPolicy):
             CQL(H) of Kumar et al. 2020) added to the TD loss, for offline training
             (``OfflineDataModule``): it keeps the Q-values of actions the data does not take from being
             overestimated. 0 (the default) is plain DQN.
-        updates_per_step: gradient updates per Lightning ``training_step`` (each on its own replay sample);
-            amortizes Lightning's per-step overhead. ``trainer.max_steps`` still counts single updates.
-        log_interval: write ``train/…`` metrics every this many updates.
+
+    How many updates one Lightning step takes (and how they interleave with collection) is the
+    DataModule's to say: ``data.gradient_steps``, ``data.updates_per_step``.
     """
 
     def __init__(
         self,
-        env_spec: dict[str, Any] | None = None,
         hidden_sizes: Sequence[int] = (256, 256),
         dueling: bool = False,
         double: bool = True,
-        gamma: float = 0.99,
         lr: float = 1e-3,
         loss_type: Literal["huber", "mse"] = "huber",
         target_update_interval: int = 500,
@@ -74,17 +71,13 @@ class DQN(RLPolicy):
         eps_schedule: Literal["linear", "exp"] = "linear",
         max_grad_norm: float | None = 10.0,
         cql_alpha: float = 0.0,
-        updates_per_step: int = 4,
-        log_interval: int = 100,
+        **kwargs: Any,
     ):
-        super().__init__(env_spec, log_interval)
-        self.save_hyperparameters()
-        check_range("gamma", gamma, 0.0, 1.0)
+        super().__init__(**kwargs)
         check_range("target_tau", target_tau, 0.0, 1.0, low_open=True)
         check_positive(
             lr=lr,
             target_update_interval=target_update_interval,
-            updates_per_step=updates_per_step,
             max_grad_norm=max_grad_norm,
         )
         check_choice("loss_type", loss_type, ("huber", "mse"))
@@ -147,7 +140,7 @@ class DQN(RLPolicy):
             steps=batch[keys.STEPS],
             weight=batch.get(keys.WEIGHT, None),
         )
-        loss, td_error = q_nstep_td_error(data, self.hparams.gamma, loss_type=self.hparams.loss_type)
+        loss, td_error = q_nstep_td_error(data, self.gamma, loss_type=self.hparams.loss_type)
         extra = {"q_mean": q.detach().mean()}
         if self.hparams.cql_alpha > 0:
             penalty = cql_penalty(q, data.action, data.weight)
@@ -155,25 +148,21 @@ class DQN(RLPolicy):
             extra["cql_penalty"] = penalty.detach()
         return loss, td_error, extra
 
-    def training_step(self, dataloader_iter: Iterator[tuple[TensorDict, int, int]]) -> None:
+    def training_update(self, batch: TensorDict) -> None:
         optimizer = self.optimizers()
-        datamodule = self.trainer.datamodule
-        for _ in range(self.hparams.updates_per_step):
-            batch, _, _ = next(dataloader_iter)  # Lightning yields (batch, batch_idx, dataloader_idx)
-            batch = self.batch_to_device(batch)
-            loss, td_error, extra = self.compute_loss(batch)
-            optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            if self.hparams.max_grad_norm is not None:
-                self.clip_gradients(optimizer, self.hparams.max_grad_norm, gradient_clip_algorithm="norm")
-            optimizer.step()
-            self.train_iter += 1
-            datamodule.update_priority(batch[keys.INDEX], td_error)
-            self.update_target()
-            if self.should_log():
-                metrics = {"train/loss": loss.item(), "train/epsilon": self.epsilon(self.env_steps)}
-                metrics.update({f"train/{name}": value.item() for name, value in extra.items()})
-                self.log_metrics({**metrics, **datamodule.metrics()})
+        loss, td_error, extra = self.compute_loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.hparams.max_grad_norm is not None:
+            self.clip_gradients(optimizer, self.hparams.max_grad_norm, gradient_clip_algorithm="norm")
+        optimizer.step()
+        self.train_iter += 1
+        self.data.update_priority(batch[keys.INDEX], td_error)
+        self.update_target()
+        if self.should_log():
+            metrics = {"train/loss": loss.item(), "train/epsilon": self.epsilon(self.env_steps)}
+            metrics.update({f"train/{name}": value.item() for name, value in extra.items()})
+            self.log_metrics(metrics)
 
     def update_target(self) -> None:
         """Hard sync every ``target_update_interval`` updates, or Polyak averaging every update."""

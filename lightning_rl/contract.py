@@ -1,0 +1,162 @@
+"""The typed contract between policies and DataModules: what each offers the other, and nothing more.
+
+A policy never reads its DataModule's attributes and a DataModule never probes a policy with
+``hasattr``: each side names the other by one of these ``Protocol``s. A DataModule checks at setup
+that its policy is the kind it drives (:func:`require`), and a policy checks its data source the same
+way, so a PPO paired with an off-policy DataModule fails before training with one line saying what is
+missing. Static type checkers verify the rest. This module is a leaf: it imports nothing from the
+library but the key names.
+
+Shapes: ``E`` envs, ``B`` batch, ``T`` time steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+import torch
+from tensordict import TensorDict
+from torch import Tensor
+
+ActMode = Literal["collect", "eval"]
+Minibatch = Literal["steps", "trajectories"]
+
+__all__ = [
+    "ActMode",
+    "Actor",
+    "DataSource",
+    "Minibatch",
+    "RolloutActor",
+    "RolloutSource",
+    "StepBatches",
+    "require",
+]
+
+# One item of every DataModule's training stream: the batches of one ``training_step``, drawn lazily (a
+# batch is sampled only when the policy asks for it, after the previous update wrote its priorities back).
+StepBatches = Iterable[TensorDict]
+
+
+# --- what a policy offers collectors and evaluators ------------------------------------------------
+@runtime_checkable
+class Actor(Protocol):
+    """A policy that acts in envs (every ``RLPolicy``)."""
+
+    @property
+    def train_iter(self) -> int:
+        """Gradient updates taken so far: the version of the weights (replay staleness, actor lag)."""
+        ...
+
+    def act(
+        self,
+        obs: Tensor,
+        mode: ActMode = "eval",
+        env_steps: int = 0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Actions ``(E,)`` (discrete) or ``(E, *action_shape)`` for observations ``(E, *obs_shape)``;
+        ``"collect"`` explores on a schedule of the global ``env_steps``, ``"eval"`` is deterministic."""
+        ...
+
+
+@runtime_checkable
+class RolloutActor(Actor, Protocol):
+    """An on-policy actor-critic: what a rollout collector needs besides :meth:`act`."""
+
+    @property
+    def gamma(self) -> float:
+        """Discount of the returns and advantages (the policy's knob; the collector uses it)."""
+        ...
+
+    @property
+    def gae_lambda(self) -> float:
+        """GAE's lambda for the advantages computed at collection."""
+        ...
+
+    def collect(self, obs: Tensor) -> dict[str, Tensor]:
+        """One exploring step: ``action`` (stored), ``log_prob`` ``(E,)``, ``value`` ``(E,)``, any extra
+        per-env tensors to store (e.g. a recurrent state) and optionally ``env_action`` (what the envs
+        get instead of ``action``, e.g. clipped to the bounds)."""
+        ...
+
+    def predict_value(self, obs: Tensor) -> Tensor:
+        """Critic values ``(N,)`` of observations ``(N, *obs_shape)`` (bootstraps)."""
+        ...
+
+    def reset_recurrent_state(self, done: Tensor) -> None:
+        """Envs where ``done`` ``(E,)`` bool is True start a new episode (a no-op for feed-forward nets)."""
+        ...
+
+
+# --- what a DataModule offers its policy -----------------------------------------------------------
+@runtime_checkable
+class DataSource(Protocol):
+    """What every DataModule offers its policy: counters, the env-step budget and priority write-back."""
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps collected so far, all ranks together (the x-axis of learning curves)."""
+        ...
+
+    @property
+    def max_env_steps(self) -> int | None:
+        """The env-step budget of the run (``None``: none)."""
+        ...
+
+    def update_priority(self, index: Tensor, priority: Tensor) -> None:
+        """New priorities ``(B,)`` (``|TD error|``) for the sampled storage indices ``(B,)``; a no-op
+        for uniform replay and on-policy data."""
+        ...
+
+    def metrics(self) -> dict[str, float]:
+        """``collect/…``, ``buffer/…`` and ``env/…`` figures (logged by the ``DataMetrics`` callback)."""
+        ...
+
+
+@runtime_checkable
+class RolloutSource(DataSource, Protocol):
+    """An on-policy DataModule: rollouts of the live policy, served as minibatches."""
+
+    @property
+    def rollout_env_steps(self) -> int:
+        """Global env steps when the rollout being trained on started (schedules hold over its epochs)."""
+        ...
+
+    @property
+    def minibatch(self) -> Minibatch:
+        """``"steps"``: shuffled env steps ``(B,)``; ``"trajectories"``: time-major ``(T, B)`` chunks."""
+        ...
+
+    def stop_epochs(self) -> None:
+        """End the current rollout's epochs after this minibatch (e.g. PPO's target-KL stop)."""
+        ...
+
+
+_P = TypeVar("_P")
+
+
+def require(obj: Any, protocol: type[_P], role: str, hint: str) -> _P:
+    """``obj`` if it implements ``protocol``; else a ``TypeError`` naming what is missing.
+
+    Args:
+        obj: the other side (a policy or a DataModule).
+        protocol: a ``runtime_checkable`` protocol of this module.
+        role: what ``obj`` is for the caller, e.g. ``"PPO's DataModule"``.
+        hint: what to use instead, e.g. ``"use lightning_rl.datamodules.OnPolicyDataModule"``.
+    """
+    if isinstance(obj, protocol):
+        return obj
+    members = [name for name in _members(protocol) if not hasattr(obj, name)]
+    raise TypeError(
+        f"{role} must be a {protocol.__name__} ({type(obj).__name__} lacks {', '.join(members)}); {hint}"
+    )
+
+
+def _members(protocol: type) -> list[str]:
+    names: list[str] = []
+    for cls in reversed(protocol.__mro__):
+        if cls is Protocol or cls is object or not getattr(cls, "_is_protocol", False):
+            continue
+        names += [name for name in vars(cls) if not name.startswith("_") and name not in names]
+    return names
