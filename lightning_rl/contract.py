@@ -20,6 +20,7 @@ from tensordict import TensorDict
 from torch import Tensor
 
 ActMode = Literal["collect", "eval"]
+Rng = torch.Generator | None  # the exploration randomness a collector hands to ``act``
 Minibatch = Literal["steps", "trajectories"]
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Minibatch",
     "RolloutActor",
     "RolloutSource",
+    "Rng",
     "StepBatches",
     "require",
 ]
@@ -48,13 +50,7 @@ class Actor(Protocol):
         """Gradient updates taken so far: the version of the weights (replay staleness, actor lag)."""
         ...
 
-    def act(
-        self,
-        obs: Tensor,
-        mode: ActMode = "eval",
-        env_steps: int = 0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def act(self, obs: Tensor, mode: ActMode = "eval", env_steps: int = 0, generator: Rng = None) -> Tensor:
         """Actions ``(E,)`` (discrete) or ``(E, *action_shape)`` for observations ``(E, *obs_shape)``;
         ``"collect"`` explores on a schedule of the global ``env_steps``, ``"eval"`` is deterministic."""
         ...

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from lightning_rl import keys
-from lightning_rl.contract import ActMode, RolloutSource
+from lightning_rl.contract import ActMode, Rng, RolloutSource
 from lightning_rl.models import ValueAC
 from lightning_rl.policies.base import RLPolicy
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
@@ -99,13 +99,7 @@ class ActorCriticPolicy(RLPolicy):
 
     # --- what the DataModule calls ---------------------------------------------------------------
     @torch.no_grad()
-    def act(
-        self,
-        obs: Tensor,
-        mode: ActMode = "eval",
-        env_steps: int = 0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def act(self, obs: Tensor, mode: ActMode = "eval", env_steps: int = 0, generator: Rng = None) -> Tensor:
         action, _, _ = self.net.act(obs.to(self.device), deterministic=mode == "eval")
         return self.to_env_action(action)
 

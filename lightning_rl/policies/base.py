@@ -8,11 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from tensordict import TensorDict
-from torch import Tensor
 
-from lightning_rl.contract import ActMode, DataSource, StepBatches, require
+from lightning_rl.contract import DataSource, StepBatches, require
 from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.utils.checks import check_range
 from lightning_rl.utils.logging import log_to_loggers
@@ -31,8 +29,9 @@ for _message in (
 class RLPolicy(pl.LightningModule):
     """Base class of all policies.
 
-    Subclasses build their networks from :attr:`spec`, implement :meth:`act` (what the DataModule's
-    collector and the evaluator call) and :meth:`training_update` (one gradient update on one batch).
+    Subclasses build their networks from :attr:`spec`, implement ``act`` (what the DataModule's
+    collector and the evaluator call; its signature is :class:`lightning_rl.contract.Actor`'s) and
+    :meth:`training_update` (one gradient update on one batch).
     A ``training_step`` takes the iterator of the DataModule's stream (rather than a batch), whose
     every item is the batches of one step (``lightning_rl.contract.StepBatches``), drawn lazily: each
     batch is collected and sampled only after the previous update and its priority write-back, and
@@ -73,22 +72,6 @@ class RLPolicy(pl.LightningModule):
         self.log_interval = log_interval
         self.automatic_optimization = False
         self.train_iter = 0
-
-    # --- what the DataModule calls (lightning_rl.contract.Actor) ------------------------------------
-    def act(
-        self,
-        obs: Tensor,
-        mode: ActMode = "eval",
-        env_steps: int = 0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Actions for a batch of observations.
-
-        Shapes: obs (E, *obs_shape) -> actions (E,) for discrete, (E, *action_shape) for continuous.
-        ``mode="collect"`` explores (schedules are functions of the global ``env_steps``);
-        ``mode="eval"`` is deterministic.
-        """
-        raise NotImplementedError
 
     # --- what the policy reads of its DataModule -----------------------------------------------------
     @property

@@ -12,7 +12,7 @@ from tensordict import TensorDict
 from torch import Tensor, nn
 
 from lightning_rl import keys
-from lightning_rl.contract import ActMode
+from lightning_rl.contract import ActMode, Rng
 from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.models import DQNNet
 from lightning_rl.policies.base import RLPolicy
@@ -107,13 +107,7 @@ class DQN(RLPolicy):
         return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, fused=True)
 
     @torch.no_grad()
-    def act(
-        self,
-        obs: Tensor,
-        mode: ActMode = "eval",
-        env_steps: int = 0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def act(self, obs: Tensor, mode: ActMode = "eval", env_steps: int = 0, generator: Rng = None) -> Tensor:
         q = self.net(obs.to(self.device))
         if mode == "eval":
             return q.argmax(dim=-1)
