@@ -380,3 +380,19 @@ def test_envs_sharing_a_failed_worker_restart_with_fresh_seeds(no_leaked_workers
         assert env.stats()["faults/timeout"] == 1
     finally:
         env.close()
+
+
+def test_evaluation_through_the_subprocess_manager_leaves_out_dropped_episodes(tmp_path, no_leaked_workers):
+    """Envs crash and raise during an evaluation: each env's quota is filled by whole episodes only."""
+    from lightning_rl.envs import run_episodes
+
+    cfg = {"length": 10, "p_crash": 0.02, "p_error": 0.02, "marker_dir": str(tmp_path)}
+    env = SubprocessEnvManager(CountingEnv, env_cfg=[cfg] * 3, max_retries=5)
+    try:
+        stats = run_episodes(lambda obs: torch.zeros(len(obs), dtype=torch.int64), env, n_episodes=12, seed=0)
+        faults = env.stats()
+    finally:
+        env.close()
+    assert markers(tmp_path, "crash") >= 1 and markers(tmp_path, "error") >= 1
+    assert faults["dropped_episodes"] == markers(tmp_path, "crash") + markers(tmp_path, "error")
+    assert stats.lengths.tolist() == [10] * 12 and stats.returns.tolist() == [55.0] * 12  # 1 + ... + 10
