@@ -10,6 +10,15 @@ import yaml
 from lightning_rl.cli import RLCLI
 
 
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The config in the YAML file ``path``, as the dict :func:`serial_pipeline` takes (nerveX's name)."""
+    with open(path) as f:
+        config = yaml.safe_load(f)
+    if not isinstance(config, dict):
+        raise ValueError(f"{os.fspath(path)}: a config must be a YAML mapping, got {type(config).__name__}")
+    return config
+
+
 def serial_pipeline(
     config: str | os.PathLike | dict[str, Any], seed: int = 0, **overrides: Any
 ) -> dict[str, Any]:

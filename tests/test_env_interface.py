@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from cli_utils import CONFIG
 
 from app_zoo.classic_control.cartpole.envs import CartPoleEnv
 from lightning_rl.datamodules import OffPolicyDataModule
-from lightning_rl.envs import EnvInfo, EnvSpec, GymEnv
+from lightning_rl.envs import ElementShape, EnvInfo, EnvSpec, GymEnv
 
 
 def test_cartpole_env_as_the_tutorial_writes_it():
@@ -22,6 +24,18 @@ def test_cartpole_env_as_the_tutorial_writes_it():
     assert (info.rew_space.low, info.rew_space.high) == (0.0, 1.0)
     assert info.to_spec() == EnvSpec("CartPole-v1", (4,), "float32", "discrete", n_actions=2)
     env.close()
+
+
+def test_shapes_answer_nervex_shape():
+    """``info.obs_shape`` is a tuple; its ``.shape`` is what nerveX's models took: a 1-D shape's size."""
+    info = CartPoleEnv(cfg={}).info()
+    assert info.obs_shape.shape == 4 and info.act_shape.shape == 2
+    assert isinstance(info.obs_shape, tuple) and (*info.obs_shape, 1) == (4, 1)
+    image = EnvInfo("frames", gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(6))
+    assert image.obs_shape == (4, 84, 84) and image.obs_shape.shape == (4, 84, 84)
+    assert pickle.loads(pickle.dumps(image.obs_shape)) == ElementShape((4, 84, 84))
+    continuous = GymEnv(env_id="Pendulum-v1").info()
+    assert continuous.act_shape == (1,) and continuous.act_shape.shape == 1
 
 
 def test_config_overrides_and_unknown_keys():

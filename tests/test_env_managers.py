@@ -128,16 +128,31 @@ def test_env_cfg_per_env_and_merged_infos(manager, no_leaked_workers):
 
 
 def test_build_errors_name_the_field():
-    with pytest.raises(ValueError, match="env_num=3 but env_cfg has 2 entries"):
-        SyncEnvManager(CountingEnv, env_cfg=[{}, {}], env_num=3)
-    with pytest.raises(ValueError, match="env_num must be set"):
+    with pytest.raises(ValueError, match="n_envs=3 but env_cfg has 2 entries"):
+        SyncEnvManager(CountingEnv, env_cfg=[{}, {}], n_envs=3)
+    with pytest.raises(ValueError, match="n_envs must be set"):
         SyncEnvManager(CountingEnv)
-    with pytest.raises(ValueError, match=r"n_workers must be <= env_num=2, got 3"):
-        SubprocessEnvManager(CountingEnv, env_num=2, n_workers=3)
-    with pytest.raises(ValueError, match=r"wait_num=1 \(async mode\) needs n_workers == env_num=4"):
-        SubprocessEnvManager(CountingEnv, env_num=4, n_workers=2, wait_num=1)
+    with pytest.raises(ValueError, match=r"n_workers must be <= n_envs=2, got 3"):
+        SubprocessEnvManager(CountingEnv, n_envs=2, n_workers=3)
+    with pytest.raises(ValueError, match=r"wait_num=1 \(async mode\) needs n_workers == n_envs=4"):
+        SubprocessEnvManager(CountingEnv, n_envs=4, n_workers=2, wait_num=1)
     with pytest.raises(ValueError, match=r"env_manager: unknown keys \['step_timeout'\].*'sync'"):
         make_vector_env(CountingEnv, 2, "sync", {"step_timeout": 1.0})
+
+
+@pytest.mark.parametrize("manager", MANAGERS)
+def test_env_num_is_nervex_spelling_of_n_envs(manager, no_leaked_workers):
+    for kwargs in ({"n_envs": 3}, {"env_num": 3}, {"n_envs": 3, "env_num": 3}):
+        env = manager(CountingEnv, **kwargs)
+        assert env.num_envs == 3
+        env.close()
+    env = manager(CountingEnv, env_cfg=[{}, {}], env_num=2)  # nerveX's call
+    assert env.num_envs == 2
+    env.close()
+    with pytest.raises(ValueError, match="n_envs=2 and env_num=3 differ; env_num is nerveX's name"):
+        manager(CountingEnv, n_envs=2, env_num=3)
+    with pytest.raises(ValueError, match="n_envs=3 but env_cfg has 2 entries"):
+        manager(CountingEnv, env_cfg=[{}, {}], env_num=3)
 
 
 class OtherSpaceEnv(CountingEnv):
@@ -266,7 +281,7 @@ def test_retries_are_bounded(manager, tmp_path, no_leaked_workers):
 
 
 def test_reset_timeout_and_close_leave_no_processes(tmp_path):
-    env = SubprocessEnvManager(CountingEnv, env_num=3, reset_timeout=5.0)
+    env = SubprocessEnvManager(CountingEnv, n_envs=3, reset_timeout=5.0)
     processes = [worker.process for worker in env._workers]
     env.reset(seed=0)
     env.close()
@@ -372,7 +387,7 @@ class HangsUnderSeedOneEnv(CountingEnv):
 def test_envs_sharing_a_failed_worker_restart_with_fresh_seeds(no_leaked_workers):
     """A fault blamed on env 0 of a 2-env worker (a hang is not traceable to one env) reseeds env 1 too;
     with its old seed, env 1 would replay into the same hang."""
-    env = SubprocessEnvManager(HangsUnderSeedOneEnv, env_num=2, n_workers=1, step_timeout=0.5)
+    env = SubprocessEnvManager(HangsUnderSeedOneEnv, n_envs=2, n_workers=1, step_timeout=0.5)
     try:
         env.reset(seed=0)
         dropped = [env.step(np.zeros(2, dtype=np.int64))[4]["dropped"].tolist() for _ in range(8)]
@@ -380,3 +395,19 @@ def test_envs_sharing_a_failed_worker_restart_with_fresh_seeds(no_leaked_workers
         assert env.stats()["faults/timeout"] == 1
     finally:
         env.close()
+
+
+def test_evaluation_through_the_subprocess_manager_leaves_out_dropped_episodes(tmp_path, no_leaked_workers):
+    """Envs crash and raise during an evaluation: each env's quota is filled by whole episodes only."""
+    from lightning_rl.envs import run_episodes
+
+    cfg = {"length": 10, "p_crash": 0.02, "p_error": 0.02, "marker_dir": str(tmp_path)}
+    env = SubprocessEnvManager(CountingEnv, env_cfg=[cfg] * 3, max_retries=5)
+    try:
+        stats = run_episodes(lambda obs: torch.zeros(len(obs), dtype=torch.int64), env, n_episodes=12, seed=0)
+        faults = env.stats()
+    finally:
+        env.close()
+    assert markers(tmp_path, "crash") >= 1 and markers(tmp_path, "error") >= 1
+    assert faults["dropped_episodes"] == markers(tmp_path, "crash") + markers(tmp_path, "error")
+    assert stats.lengths.tolist() == [10] * 12 and stats.returns.tolist() == [55.0] * 12  # 1 + ... + 10

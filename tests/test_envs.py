@@ -104,3 +104,50 @@ def test_episode_tracker_reports_finished_episodes_and_restarts_them():
     ended, returns, lengths = tracker.step(np.array([5.0, 0.5, 1.0]), np.array([True, True, False]))
     # env 0 restarted after its episode ended: its next episode is one step long
     assert ended.tolist() == [0, 1] and returns.tolist() == [5.0, 3.0] and lengths.tolist() == [1, 3]
+
+
+class ScriptedFaultVectorEnv(gym.vector.VectorEnv):
+    """``lengths[i]``-step episodes with reward ``t`` at step ``t``; the steps in ``drops`` (``(env, call)``
+    pairs, ``call`` counting from 1) fail as an env manager reports a fault: ``info["dropped"]`` True,
+    reward 0, truncated, and the env restarts a fresh episode."""
+
+    def __init__(self, lengths: list[int], drops: set[tuple[int, int]]):
+        self.num_envs = len(lengths)
+        self.lengths, self.drops = np.array(lengths), drops
+        self.single_observation_space = gym.spaces.Box(0, np.inf, (1,), np.float32)
+        self.single_action_space = gym.spaces.Discrete(2)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self.t = np.zeros(self.num_envs, dtype=np.int64)
+        self.calls = 0
+
+    def _obs(self) -> np.ndarray:
+        return self.t[:, None].astype(np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        self.t[:] = 0
+        self.calls = 0
+        return self._obs(), {}
+
+    def step(self, actions):
+        self.calls += 1
+        dropped = np.array([(i, self.calls) in self.drops for i in range(self.num_envs)])
+        self.t += 1
+        reward = np.where(dropped, 0.0, self.t.astype(np.float64))
+        terminated = ~dropped & (self.t >= self.lengths)
+        truncated = dropped.copy()
+        final_obs = self._obs()
+        self.t[terminated | dropped] = 0
+        return self._obs(), reward, terminated, truncated, {"final_obs": final_obs, "dropped": dropped}
+
+
+def test_run_episodes_skips_episodes_an_env_manager_dropped():
+    """A dropped step is no episode end: env 0's broken episode is not counted and its quota of 2 is
+    filled by its next two (fresh) episodes, of return 1 + 2 + 3 and length 3."""
+    env = ScriptedFaultVectorEnv(lengths=[3, 4], drops={(0, 2), (1, 8)})
+    stats = run_episodes(lambda obs: torch.zeros(obs.shape[0], dtype=torch.int64), env, n_episodes=4, seed=0)
+    # env 1: an episode ends at call 4; its second episode drops at call 8 and restarts, ending at call 12
+    # env 0: call 1 real, call 2 dropped, calls 3-5 and 6-8 its two episodes
+    assert stats.returns.tolist() == [10.0, 6.0, 6.0, 10.0]
+    assert stats.lengths.tolist() == [4, 3, 3, 4]
+    assert env.calls == 12

@@ -1,6 +1,6 @@
 """Environment interface: specs, vector envs and evaluation rollouts over gymnasium."""
 
-from lightning_rl.envs.base import BaseEnv, EnvInfo, GymEnv
+from lightning_rl.envs.base import BaseEnv, ElementShape, EnvInfo, GymEnv
 from lightning_rl.envs.episodes import EpisodeTracker
 from lightning_rl.envs.evaluation import EpisodeStats, run_episodes
 from lightning_rl.envs.manager import (
@@ -15,6 +15,7 @@ from lightning_rl.envs.vector import make_vector_env, probe_env_spec, resolve_en
 
 __all__ = [
     "BaseEnv",
+    "ElementShape",
     "EnvInfo",
     "EnvManager",
     "EnvManagerError",

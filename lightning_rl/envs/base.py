@@ -6,7 +6,8 @@ in gymnasium's vector envs, in our env managers and in every DataModule unchange
 * construction from a config dict merged over ``default_config`` (unknown keys are an error that lists
   the allowed ones), as in nerveX: ``CartPoleEnv(cfg={})``; keyword overrides work too, so YAML can
   pass ``env_kwargs: {env_id: Acrobot-v1}``;
-* ``info()`` → :class:`EnvInfo` with the observation, action and reward spaces;
+* ``info()`` → :class:`EnvInfo` with the observation, action and reward spaces and their shapes
+  (``info.obs_shape.shape``: nerveX's view of a shape, see :class:`ElementShape`);
 * ``seed(seed, dynamic_seed)``: the seed of the next reset; with ``dynamic_seed=False`` every episode
   restarts from the same seed (repeatable evaluation episodes).
 """
@@ -25,6 +26,24 @@ from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.envs.vector import resolve_env_factory
 
 UNBOUNDED_REWARD = gym.spaces.Box(-np.inf, np.inf, shape=(), dtype=np.float32)
+
+
+class ElementShape(tuple):
+    """The shape of an env element: a tuple (``info.obs_shape == (4,)``) that also answers nerveX's
+    ``.shape``.
+
+    nerveX's ``env.info()`` described each element by an ``EnvElementInfo`` whose ``shape`` its models
+    took after squeezing a one-dimensional shape to its size. So ``.shape`` is that size for a
+    one-dimensional shape (``4`` for CartPole's observations, ``2`` for its logits: what
+    ``nn.Linear`` takes, as in the tutorial's ``FCDQN(env_info.obs_shape.shape,
+    env_info.act_shape.shape)``) and the tuple itself otherwise (``(4, 84, 84)`` for Atari frames).
+    """
+
+    __slots__ = ()
+
+    @property
+    def shape(self) -> int | tuple[int, ...]:
+        return self[0] if len(self) == 1 else tuple(self)
 
 
 @dataclass(frozen=True)
@@ -46,15 +65,17 @@ class EnvInfo:
     max_episode_steps: int | None = None
 
     @property
-    def obs_shape(self) -> tuple[int, ...]:
-        return tuple(self.obs_space.shape)
+    def obs_shape(self) -> ElementShape:
+        """The shape of one observation; ``.shape`` is nerveX's view of it (see :class:`ElementShape`)."""
+        return ElementShape(int(d) for d in self.obs_space.shape)
 
     @property
-    def act_shape(self) -> tuple[int, ...]:
-        """``(n_actions,)`` for a discrete action space (the size of a policy's logits), else its shape."""
+    def act_shape(self) -> ElementShape:
+        """``(n_actions,)`` for a discrete action space (the size of a policy's logits), else its shape;
+        ``.shape`` is nerveX's view of it (see :class:`ElementShape`)."""
         if isinstance(self.act_space, gym.spaces.Discrete):
-            return (int(self.act_space.n),)
-        return tuple(self.act_space.shape)
+            return ElementShape((int(self.act_space.n),))
+        return ElementShape(int(d) for d in self.act_space.shape)
 
     def to_spec(self) -> EnvSpec:
         """The :class:`EnvSpec` a policy is built from."""

@@ -48,6 +48,10 @@ def run_episodes(
     Episodes are split evenly over the envs before starting, so short episodes are not over-counted
     (taking the first ``n`` to finish would bias the mean towards failures). Resetting with the same
     ``seed`` makes repeated evaluations of the same policy identical.
+
+    An episode an env manager dropped (its env faulted: ``info["dropped"]``, see
+    :mod:`lightning_rl.envs.manager.base`) is no episode: it is not counted, and that env's quota
+    continues with its next, fresh episode.
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
@@ -56,12 +60,16 @@ def run_episodes(
     returns: list[float] = []
     lengths: list[int] = []
     tracker = EpisodeTracker(n_envs)
+    no_drops = np.zeros(n_envs, dtype=bool)  # a plain gymnasium vector env reports none
     obs, _ = env.reset(seed=seed)
     while (quota > 0).any():
         with torch.no_grad():
             action = act(torch.as_tensor(obs))
-        obs, reward, terminated, truncated, _ = env.step(action.cpu().numpy())
-        for i, episode_return, length in zip(*tracker.step(reward, terminated | truncated), strict=True):
+        obs, reward, terminated, truncated, info = env.step(action.cpu().numpy())
+        dropped = info.get("dropped", no_drops)
+        finished = tracker.step(reward, (terminated | truncated) & ~dropped)
+        tracker.discard(dropped)
+        for i, episode_return, length in zip(*finished, strict=True):
             if quota[i] > 0:  # an env past its quota keeps running; its extra episodes don't count
                 returns.append(episode_return)
                 lengths.append(length)

@@ -95,7 +95,7 @@ def make_vector_env(
             f"env_manager: unknown keys {unknown} for {vectorization!r}; allowed: {sorted(allowed)}"
         )
     manager = SyncEnvManager if vectorization == "sync" else SubprocessEnvManager
-    return manager(make, env_num=n_envs, **manager_kwargs)
+    return manager(make, n_envs=n_envs, **manager_kwargs)
 
 
 def true_next_obs(next_obs: np.ndarray, done: np.ndarray, info: dict[str, Any]) -> np.ndarray:

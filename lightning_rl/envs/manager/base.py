@@ -61,29 +61,48 @@ class EnvStep:
 def build_env_fns(
     env_fn: Callable[..., gym.Env] | Sequence[Callable[[], gym.Env]],
     env_cfg: Sequence[Mapping[str, Any]] | None = None,
+    n_envs: int | None = None,
+    *,
     env_num: int | None = None,
 ) -> list[Callable[[], gym.Env]]:
-    """The per-env factories, from nerveX's ``(env_fn, env_cfg, env_num)`` or a list of factories.
+    """The per-env factories, from nerveX's ``(env_fn, env_cfg, n_envs)`` or a list of factories.
 
     ``env_fn(cfg=env_cfg[i])`` builds env ``i`` when ``env_cfg`` is given (different configs per env),
-    else ``env_fn()`` ``env_num`` times. A list of zero-argument factories is taken as is.
+    else ``env_fn()`` ``n_envs`` times. A list of zero-argument factories is taken as is. ``env_num`` is
+    nerveX's name for ``n_envs`` (both given: they must agree).
     """
+    n_envs = _resolve_n_envs(n_envs, env_num)
     if isinstance(env_fn, Sequence):
-        if env_cfg is not None or env_num not in (None, len(env_fn)):
-            raise ValueError("with a list of env factories, env_cfg must be None and env_num its length")
+        if env_cfg is not None or n_envs not in (None, len(env_fn)):
+            raise ValueError("with a list of env factories, env_cfg must be None and n_envs its length")
         fns = list(env_fn)
     elif not callable(env_fn):
         raise ValueError(f"env_fn must be callable or a list of callables, got {env_fn!r}")
     elif env_cfg is not None:
-        if env_num is not None and env_num != len(env_cfg):
-            raise ValueError(f"env_num={env_num} but env_cfg has {len(env_cfg)} entries; they must match")
+        if n_envs is not None and n_envs != len(env_cfg):
+            raise ValueError(f"n_envs={n_envs} but env_cfg has {len(env_cfg)} entries; they must match")
         fns = [partial(env_fn, cfg=dict(cfg)) for cfg in env_cfg]
     else:
-        if env_num is None:
-            raise ValueError("env_num must be set when env_cfg is None")
-        fns = [env_fn] * env_num
-    check_int("env_num", len(fns), 1)
+        if n_envs is None:
+            raise ValueError("n_envs must be set when env_cfg is None")
+        fns = [env_fn] * n_envs
+    check_int("n_envs", len(fns), 1)
     return fns
+
+
+def _resolve_n_envs(n_envs: int | None, env_num: int | None) -> int | None:
+    """``n_envs``, also when spelled ``env_num`` as nerveX's env managers did
+    (``SubprocessEnvManager(env_fn=CartPoleEnv, env_cfg=[{} for _ in range(4)], env_num=4)``).
+
+    Both may be given only when they agree; otherwise a ``ValueError`` names both.
+    """
+    if env_num is None:
+        return n_envs
+    if n_envs is not None and n_envs != env_num:
+        raise ValueError(
+            f"n_envs={n_envs} and env_num={env_num} differ; env_num is nerveX's name for n_envs: give one"
+        )
+    return env_num
 
 
 class EnvManager(gym.vector.VectorEnv):
@@ -109,7 +128,7 @@ class EnvManager(gym.vector.VectorEnv):
         stats_window: int = 100,
     ) -> None:
         self.env_fns = list(env_fns)
-        self.num_envs = check_int("env_num", len(self.env_fns), 1)
+        self.num_envs = check_int("n_envs", len(self.env_fns), 1)
         self.max_retries = check_int("max_retries", max_retries, 0)
         self.episode_num = math.inf if episode_num is None else check_int("episode_num", episode_num, 1)
         check_int("stats_window", stats_window, 1)

@@ -61,7 +61,7 @@ class _Worker:
 
 
 class SubprocessEnvManager(EnvManager):
-    """``env_num`` envs in worker processes; observations come back through shared memory.
+    """``n_envs`` envs in worker processes; observations come back through shared memory.
 
     Faults (see :mod:`lightning_rl.envs.manager.base`): a worker that dies (``crash``), an env that
     raises (``error``) or a step/reset slower than its timeout (``timeout``) gets its process killed and
@@ -69,7 +69,7 @@ class SubprocessEnvManager(EnvManager):
     that failed (for a crash or timeout of a worker with several envs: its first env).
 
     Args:
-        env_fn, env_cfg, env_num: as :class:`~lightning_rl.envs.manager.SyncEnvManager`.
+        env_fn, env_cfg, n_envs, env_num: as :class:`~lightning_rl.envs.manager.SyncEnvManager`.
         n_workers: processes to spread the envs over (default: one per env, the most isolated). Fewer
             workers cut inter-process traffic (faster for cheap envs) but a fault drops the episodes of
             every env in the failed worker; async mode needs one env per worker.
@@ -87,8 +87,9 @@ class SubprocessEnvManager(EnvManager):
         self,
         env_fn: Callable[..., gym.Env] | Sequence[Callable[[], gym.Env]],
         env_cfg: Sequence[Mapping[str, Any]] | None = None,
-        env_num: int | None = None,
+        n_envs: int | None = None,
         *,
+        env_num: int | None = None,
         n_workers: int | None = None,
         step_timeout: float | None = None,
         reset_timeout: float | None = None,
@@ -97,14 +98,14 @@ class SubprocessEnvManager(EnvManager):
         close_timeout: float = 5.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(build_env_fns(env_fn, env_cfg, env_num), **kwargs)
+        super().__init__(build_env_fns(env_fn, env_cfg, n_envs, env_num=env_num), **kwargs)
         n_workers = self.num_envs if n_workers is None else check_int("n_workers", n_workers, 1)
         if n_workers > self.num_envs:
-            raise ValueError(f"n_workers must be <= env_num={self.num_envs}, got {n_workers}")
+            raise ValueError(f"n_workers must be <= n_envs={self.num_envs}, got {n_workers}")
         check_positive(step_timeout=step_timeout, reset_timeout=reset_timeout, close_timeout=close_timeout)
         self.wait_num = self.num_envs if wait_num is None else check_int("wait_num", wait_num, 1)
         if self.wait_num < self.num_envs and n_workers != self.num_envs:
-            raise ValueError(f"wait_num={wait_num} (async mode) needs n_workers == env_num={self.num_envs}")
+            raise ValueError(f"wait_num={wait_num} (async mode) needs n_workers == n_envs={self.num_envs}")
         methods = mp.get_all_start_methods()
         context = context or ("fork" if "fork" in methods else methods[0])
         check_choice("context", context, methods)
@@ -273,7 +274,7 @@ class SubprocessEnvManager(EnvManager):
         if self.wait_num == self.num_envs and len(index) == self.num_envs:
             return super()._step_ready(index, actions)
         if len(self._workers) != self.num_envs:
-            raise EnvManagerError("step_ready() on a subset of envs needs n_workers == env_num")
+            raise EnvManagerError("step_ready() on a subset of envs needs n_workers == n_envs")
         now = time.monotonic()
         for row, i in enumerate(index.tolist()):
             self._shared.action[i] = actions[row]

@@ -14,7 +14,7 @@ from lightning_rl.envs.manager.base import EnvManager, build_env_fns
 
 
 class SyncEnvManager(EnvManager):
-    """Steps ``env_num`` envs one after another in this process.
+    """Steps ``n_envs`` envs one after another in this process.
 
     An env whose ``step`` or ``reset`` raises is closed, rebuilt and reset; its episode is dropped (see
     :mod:`lightning_rl.envs.manager.base`). A hung env cannot be interrupted in-process: use
@@ -23,7 +23,9 @@ class SyncEnvManager(EnvManager):
     Args:
         env_fn: a factory (called as ``env_fn(cfg=env_cfg[i])`` or ``env_fn()``) or a list of factories.
         env_cfg: one config per env; envs may differ in config but must share their spaces.
-        env_num: number of envs (the length of ``env_cfg`` when given).
+        n_envs: number of envs (the length of ``env_cfg`` when given).
+        env_num: nerveX's name for ``n_envs`` (its tutorial writes ``env_num=4``); give one of them, or
+            both with the same value.
         **kwargs: ``max_retries``, ``episode_num``, ``stats_window`` of :class:`EnvManager`.
     """
 
@@ -31,10 +33,12 @@ class SyncEnvManager(EnvManager):
         self,
         env_fn: Callable[..., gym.Env] | Sequence[Callable[[], gym.Env]],
         env_cfg: Sequence[Mapping[str, Any]] | None = None,
+        n_envs: int | None = None,
+        *,
         env_num: int | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(build_env_fns(env_fn, env_cfg, env_num), **kwargs)
+        super().__init__(build_env_fns(env_fn, env_cfg, n_envs, env_num=env_num), **kwargs)
         self.envs: list[gym.Env] = [fn() for fn in self.env_fns]
         self._set_spaces(self.envs[0].observation_space, self.envs[0].action_space)
         for i, env in enumerate(self.envs[1:], start=1):
