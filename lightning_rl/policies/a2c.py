@@ -28,17 +28,4 @@ class A2C(ActorCriticPolicy):
     def training_update(self, batch: TensorDict) -> None:
         log_prob, entropy, value = self.net.evaluate_actions(batch[keys.OBS], batch[keys.ACTION])
         losses = a2c_error(A2CData(log_prob, entropy, value, batch[keys.ADVANTAGE], batch[keys.RETURNS]))
-        ent_coef = self.current_ent_coef()
-        loss = losses.policy_loss + self.vf_coef * losses.value_loss + ent_coef * losses.entropy_loss
-        lr = self.apply_update(loss)
-        if self.should_log():
-            self.log_metrics(
-                {
-                    "train/loss": loss.item(),
-                    "train/policy_loss": losses.policy_loss.item(),
-                    "train/value_loss": losses.value_loss.item(),
-                    "train/entropy": -losses.entropy_loss.item(),
-                    "train/lr": lr,
-                    "train/ent_coef": ent_coef,
-                }
-            )
+        self.apply_update(losses)

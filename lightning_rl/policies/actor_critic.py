@@ -3,8 +3,8 @@ the update step."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor
@@ -24,6 +24,15 @@ def scheduled(start: float, end: float | None, schedule: Schedule, progress: flo
         return start
     end = 0.0 if end is None else end
     return start + (end - start) * min(max(progress, 0.0), 1.0)
+
+
+class ActorCriticLosses(Protocol):
+    """What the on-policy losses of :mod:`lightning_rl.rl_utils` return (``ppo_error``, ``a2c_error``,
+    ``vtrace_error``): scalar terms, each already signed to be minimized."""
+
+    policy_loss: Tensor
+    value_loss: Tensor
+    entropy_loss: Tensor
 
 
 class ActorCriticPolicy(RLPolicy):
@@ -141,10 +150,16 @@ class ActorCriticPolicy(RLPolicy):
     def current_ent_coef(self) -> float:
         return scheduled(self.ent_coef, self.ent_coef_final, self.ent_schedule, self.progress())
 
-    def apply_update(self, loss: Tensor) -> float:
-        """One optimizer step on ``loss`` at the scheduled learning rate; returns that rate."""
+    def apply_update(
+        self, losses: ActorCriticLosses, extra: Callable[[], dict[str, float]] | None = None
+    ) -> None:
+        """One optimizer step on ``policy_loss + vf_coef * value_loss + ent_coef * entropy_loss`` at the
+        scheduled learning rate and entropy weight; every ``log_interval`` updates it logs the losses, the
+        schedules' values and whatever ``extra()`` adds (called only then)."""
         optimizer = self.optimizers()
         lr = scheduled(self.lr, self.lr_final, self.lr_schedule, self.progress())
+        ent_coef = self.current_ent_coef()
+        loss = losses.policy_loss + self.vf_coef * losses.value_loss + ent_coef * losses.entropy_loss
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
@@ -153,4 +168,13 @@ class ActorCriticPolicy(RLPolicy):
             self.clip_gradients(optimizer, self.max_grad_norm, gradient_clip_algorithm="norm")
         optimizer.step()
         self.train_iter += 1
-        return lr
+        if self.should_log():
+            metrics = {
+                "train/loss": loss.item(),
+                "train/policy_loss": losses.policy_loss.item(),
+                "train/value_loss": losses.value_loss.item(),
+                "train/entropy": -losses.entropy_loss.item(),
+                "train/lr": lr,
+                "train/ent_coef": ent_coef,
+            }
+            self.log_metrics({**metrics, **(extra() if extra is not None else {})})

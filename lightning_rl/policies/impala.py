@@ -72,19 +72,12 @@ class IMPALA(ActorCriticPolicy):
             weight=batch[keys.MASK].to(value.dtype),
         )
         losses = vtrace_error(data, self.gamma, self.gae_lambda, hp.rho_clip, hp.c_clip, hp.pg_rho_clip)
-        ent_coef = self.current_ent_coef()
-        loss = losses.policy_loss + self.vf_coef * losses.value_loss + ent_coef * losses.entropy_loss
-        lr = self.apply_update(loss)
-        if self.should_log():
-            ratio = (data.target_log_prob.detach() - data.behaviour_log_prob).exp()
-            self.log_metrics(
-                {
-                    "train/loss": loss.item(),
-                    "train/policy_loss": losses.policy_loss.item(),
-                    "train/value_loss": losses.value_loss.item(),
-                    "train/entropy": -losses.entropy_loss.item(),
-                    "train/rho_mean": ratio.mean().item(),
-                    "train/lr": lr,
-                    "train/ent_coef": ent_coef,
-                }
-            )
+        self.apply_update(
+            losses,
+            lambda: {
+                "train/rho_mean": (data.target_log_prob.detach() - data.behaviour_log_prob)
+                .exp()
+                .mean()
+                .item()
+            },
+        )

@@ -68,20 +68,11 @@ class PPO(ActorCriticPolicy):
         if hp.target_kl is not None and self._kl_too_far(float(info.approx_kl)):
             self.data.stop_epochs()  # this minibatch moved too far already: not applied (SB3)
             return
-        ent_coef = self.current_ent_coef()
-        loss = losses.policy_loss + hp.vf_coef * losses.value_loss + ent_coef * losses.entropy_loss
-        lr = self.apply_update(loss)
-        if self.should_log():
-            self.log_metrics(
-                {
-                    "train/loss": loss.item(),
-                    "train/policy_loss": losses.policy_loss.item(),
-                    "train/value_loss": losses.value_loss.item(),
-                    "train/entropy": -losses.entropy_loss.item(),
-                    "train/approx_kl": float(info.approx_kl),
-                    "train/clip_fraction": float(info.clip_fraction),
-                    "train/lr": lr,
-                    "train/ent_coef": ent_coef,
-                    "train/clip_ratio": clip,
-                }
-            )
+        self.apply_update(
+            losses,
+            lambda: {
+                "train/approx_kl": float(info.approx_kl),
+                "train/clip_fraction": float(info.clip_fraction),
+                "train/clip_ratio": clip,
+            },
+        )
