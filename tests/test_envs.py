@@ -5,7 +5,8 @@ import torch
 
 from lightning_rl.envs import (
     EnvSpec,
-    EpisodeTracker,
+    SyncEnvManager,
+    finished_episodes,
     make_vector_env,
     probe_env_spec,
     resolve_env_factory,
@@ -95,59 +96,59 @@ def test_run_episodes_counts_exactly_and_is_deterministic():
         run_episodes(always_left, env, 0, seed=0)
 
 
-def test_episode_tracker_reports_finished_episodes_and_restarts_them():
-    tracker = EpisodeTracker(3)
-    ended, returns, lengths = tracker.step(np.array([1.0, 2.0, 3.0]), np.array([False, False, False]))
-    assert len(ended) == 0
-    ended, returns, lengths = tracker.step(np.array([1.0, 0.5, 1.0]), np.array([True, False, True]))
-    assert ended.tolist() == [0, 2] and returns.tolist() == [2.0, 4.0] and lengths.tolist() == [2, 2]
-    ended, returns, lengths = tracker.step(np.array([5.0, 0.5, 1.0]), np.array([True, True, False]))
-    # env 0 restarted after its episode ended: its next episode is one step long
-    assert ended.tolist() == [0, 1] and returns.tolist() == [5.0, 3.0] and lengths.tolist() == [1, 3]
+class ScriptedErrorEnv(gym.Env):
+    """``length``-step episodes with reward ``t`` at step ``t``; raises at the step calls in ``fail_at``,
+    counted in ``calls`` over every instance the manager builds (a rebuilt env starts a fresh episode)."""
 
+    observation_space = gym.spaces.Box(0, np.inf, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
 
-class ScriptedFaultVectorEnv(gym.vector.VectorEnv):
-    """``lengths[i]``-step episodes with reward ``t`` at step ``t``; the steps in ``drops`` (``(env, call)``
-    pairs, ``call`` counting from 1) fail as an env manager reports a fault: ``info["dropped"]`` True,
-    reward 0, truncated, and the env restarts a fresh episode."""
-
-    def __init__(self, lengths: list[int], drops: set[tuple[int, int]]):
-        self.num_envs = len(lengths)
-        self.lengths, self.drops = np.array(lengths), drops
-        self.single_observation_space = gym.spaces.Box(0, np.inf, (1,), np.float32)
-        self.single_action_space = gym.spaces.Discrete(2)
-        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
-        self.t = np.zeros(self.num_envs, dtype=np.int64)
-        self.calls = 0
-
-    def _obs(self) -> np.ndarray:
-        return self.t[:, None].astype(np.float32)
+    def __init__(self, length: int, fail_at: set[int], calls: list[int]):
+        self.length, self.fail_at, self.calls, self.t = length, fail_at, calls, 0
 
     def reset(self, *, seed=None, options=None):
-        self.t[:] = 0
-        self.calls = 0
-        return self._obs(), {}
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], np.float32), {}
 
-    def step(self, actions):
-        self.calls += 1
-        dropped = np.array([(i, self.calls) in self.drops for i in range(self.num_envs)])
+    def step(self, action):
+        self.calls[0] += 1
+        if self.calls[0] in self.fail_at:
+            raise RuntimeError("scripted simulator error")
         self.t += 1
-        reward = np.where(dropped, 0.0, self.t.astype(np.float64))
-        terminated = ~dropped & (self.t >= self.lengths)
-        truncated = dropped.copy()
-        final_obs = self._obs()
-        self.t[terminated | dropped] = 0
-        return self._obs(), reward, terminated, truncated, {"final_obs": final_obs, "dropped": dropped}
+        return np.array([self.t], np.float32), float(self.t), self.t >= self.length, False, {}
 
 
 def test_run_episodes_skips_episodes_an_env_manager_dropped():
     """A dropped step is no episode end: env 0's broken episode is not counted and its quota of 2 is
     filled by its next two (fresh) episodes, of return 1 + 2 + 3 and length 3."""
-    env = ScriptedFaultVectorEnv(lengths=[3, 4], drops={(0, 2), (1, 8)})
+    calls = [[0], [0]]
+    env = SyncEnvManager(
+        [
+            lambda: ScriptedErrorEnv(3, fail_at={2}, calls=calls[0]),
+            lambda: ScriptedErrorEnv(4, fail_at={8}, calls=calls[1]),
+        ]
+    )
     stats = run_episodes(lambda obs: torch.zeros(obs.shape[0], dtype=torch.int64), env, n_episodes=4, seed=0)
     # env 1: an episode ends at call 4; its second episode drops at call 8 and restarts, ending at call 12
     # env 0: call 1 real, call 2 dropped, calls 3-5 and 6-8 its two episodes
     assert stats.returns.tolist() == [10.0, 6.0, 6.0, 10.0]
     assert stats.lengths.tolist() == [4, 3, 3, 4]
-    assert env.calls == 12
+    assert calls == [[12], [12]] and env.stats()["dropped_episodes"] == 2  # env 0 runs on past its quota
+
+
+def test_finished_episodes_reads_gymnasium_episode_statistics():
+    episode = {"r": np.array([2.0, 5.0, 4.0]), "l": np.array([2, 9, 3])}
+    index, returns, lengths = finished_episodes({"episode": episode, "_episode": np.array([1, 0, 1], bool)})
+    assert index.tolist() == [0, 2] and returns.tolist() == [2.0, 4.0] and lengths.tolist() == [2, 3]
+    assert [a.tolist() for a in finished_episodes({})] == [[], [], []]
+
+
+def test_episodes_are_read_from_envs_that_report_them_only():
+    plain = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")])
+    with pytest.raises(ValueError, match="RecordEpisodeStatistics"):
+        run_episodes(lambda obs: torch.zeros(1, dtype=torch.int64), plain, n_episodes=1, seed=0)
+    wrapped = gym.wrappers.vector.RecordEpisodeStatistics(plain)
+    stats = run_episodes(lambda obs: torch.zeros(1, dtype=torch.int64), wrapped, n_episodes=2, seed=0)
+    assert len(stats.returns) == 2 and np.array_equal(stats.returns, stats.lengths)
+    wrapped.close()

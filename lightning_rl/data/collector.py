@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_rl.envs.episodes import EpisodeTracker
+from lightning_rl.envs.episodes import check_reports_episodes, finished_episodes
 from lightning_rl.envs.vector import true_next_obs
 
 
@@ -46,7 +46,8 @@ class CollectCounters:
 class VectorCollector:
     """Runs a vector env (``SAME_STEP`` autoreset), counts env steps and episodes, keeps episode statistics.
 
-    Episodes that an env manager dropped (a faulted env) are not counted.
+    Finished episodes are read from the env's step infos (:mod:`lightning_rl.envs.episodes`), so those
+    an env manager dropped (a faulted env) are not counted.
 
     Args:
         env: the vector env; its episodes restart from :meth:`reset`.
@@ -62,18 +63,17 @@ class VectorCollector:
         world_size: int = 1,
         stats_window: int = 100,
     ):
+        check_reports_episodes(env)
         self.env = env
         self.counters = counters if counters is not None else CollectCounters()
         self._global_steps_per_step = env.num_envs * world_size
         self._obs: np.ndarray | None = None
-        self._tracker = EpisodeTracker(env.num_envs)
         self.episodes = 0  # finished since construction
         self.recent_returns: deque[float] = deque(maxlen=stats_window)
         self.recent_lengths: deque[int] = deque(maxlen=stats_window)
 
     def reset(self, seed: int) -> None:
         self._obs, _ = self.env.reset(seed=seed)
-        self._tracker.reset()
 
     def step(self, act: Callable[[Tensor], Tensor]) -> VectorStep:
         """Act on the current observations and step every env once."""
@@ -84,8 +84,7 @@ class VectorCollector:
         next_obs, reward, terminated, truncated, info = self.env.step(action.numpy())
         done = terminated | truncated
         dropped = info.get("dropped", np.zeros(self.env.num_envs, dtype=bool))
-        _, returns, lengths = self._tracker.step(reward, done & ~dropped)
-        self._tracker.discard(dropped)
+        _, returns, lengths = finished_episodes(info)
         self.episodes += len(returns)
         self.counters.episodes += len(returns)
         self.counters.env_steps += self._global_steps_per_step

@@ -1,7 +1,7 @@
 """Environment interface: specs, vector envs and evaluation rollouts over gymnasium."""
 
 from lightning_rl.envs.base import BaseEnv, ElementShape, EnvInfo, GymEnv
-from lightning_rl.envs.episodes import EpisodeTracker
+from lightning_rl.envs.episodes import check_reports_episodes, finished_episodes
 from lightning_rl.envs.evaluation import EpisodeStats, run_episodes
 from lightning_rl.envs.manager import (
     EnvManager,
@@ -23,7 +23,8 @@ __all__ = [
     "GymEnv",
     "EnvSpec",
     "EpisodeStats",
-    "EpisodeTracker",
+    "check_reports_episodes",
+    "finished_episodes",
     "make_vector_env",
     "probe_env_spec",
     "resolve_env_factory",

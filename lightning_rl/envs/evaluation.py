@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from lightning_rl.envs.episodes import EpisodeTracker
+from lightning_rl.envs.episodes import check_reports_episodes, finished_episodes
 
 
 @dataclass(frozen=True)
@@ -49,27 +49,23 @@ def run_episodes(
     (taking the first ``n`` to finish would bias the mean towards failures). Resetting with the same
     ``seed`` makes repeated evaluations of the same policy identical.
 
-    An episode an env manager dropped (its env faulted: ``info["dropped"]``, see
-    :mod:`lightning_rl.envs.manager.base`) is no episode: it is not counted, and that env's quota
-    continues with its next, fresh episode.
+    Finished episodes are read from the env's step infos (:mod:`lightning_rl.envs.episodes`): an
+    episode an env manager dropped (its env faulted, see :mod:`lightning_rl.envs.manager.base`) is no
+    episode, so it is not counted and that env's quota continues with its next, fresh episode.
     """
+    check_reports_episodes(env)
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     n_envs = env.num_envs
     quota = np.full(n_envs, n_episodes // n_envs) + (np.arange(n_envs) < n_episodes % n_envs)
     returns: list[float] = []
     lengths: list[int] = []
-    tracker = EpisodeTracker(n_envs)
-    no_drops = np.zeros(n_envs, dtype=bool)  # a plain gymnasium vector env reports none
     obs, _ = env.reset(seed=seed)
     while (quota > 0).any():
         with torch.no_grad():
             action = act(torch.as_tensor(obs))
-        obs, reward, terminated, truncated, info = env.step(action.cpu().numpy())
-        dropped = info.get("dropped", no_drops)
-        finished = tracker.step(reward, (terminated | truncated) & ~dropped)
-        tracker.discard(dropped)
-        for i, episode_return, length in zip(*finished, strict=True):
+        obs, _, _, _, info = env.step(action.cpu().numpy())
+        for i, episode_return, length in zip(*finished_episodes(info), strict=True):
             if quota[i] > 0:  # an env past its quota keeps running; its extra episodes don't count
                 returns.append(episode_return)
                 lengths.append(length)

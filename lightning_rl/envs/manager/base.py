@@ -188,7 +188,10 @@ class EnvManager(gym.vector.VectorEnv):
         """Step every env once. ``actions`` ``(E, *action_shape)``.
 
         Returns obs ``(E, *obs_shape)``, reward ``(E,)`` float64, terminated/truncated ``(E,)`` bool and
-        infos with ``final_obs`` ``(E, *obs_shape)`` (valid where an episode ended) and ``dropped`` ``(E,)``.
+        infos with ``final_obs`` ``(E, *obs_shape)`` (valid where an episode ended), ``dropped`` ``(E,)``
+        and, at a step where episodes finished, gymnasium's ``RecordEpisodeStatistics`` entries:
+        ``episode`` ``{"r": (E,) returns, "l": (E,) lengths}`` valid where ``_episode`` ``(E,)`` is True
+        (an episode an env manager dropped is not reported).
         """
         self._check_open()
         if self._last_obs is None:
@@ -200,10 +203,12 @@ class EnvManager(gym.vector.VectorEnv):
             raise ValueError(f"actions must have shape (num_envs={self.num_envs}, ...), got {actions.shape}")
         result = self._step_envs(self._all_envs, actions)
         obs, reward, terminated, truncated, final_obs, dropped, infos = result
-        self._account(self._all_envs, reward, terminated, truncated, dropped)
+        episodes = self._account(self._all_envs, reward, terminated, truncated, dropped)
         info = self._merge_infos(infos)
         info["final_obs"] = final_obs
         info["dropped"] = dropped
+        if episodes is not None:
+            info.update(episodes)
         self._last_obs = obs  # a fresh array each step, shared with the caller: copied before writing
         self._last_obs_shared = True
         return obs, reward, terminated, truncated, info
@@ -273,20 +278,25 @@ class EnvManager(gym.vector.VectorEnv):
         terminated: np.ndarray,
         truncated: np.ndarray,
         dropped: np.ndarray,
-    ) -> None:
-        """Episode statistics of the stepped envs ``index`` (rows of the other arrays)."""
+    ) -> dict[str, Any] | None:
+        """Episode statistics of the stepped envs ``index`` (rows of the other arrays): the one place
+        episodes are counted. Returns gymnasium's ``RecordEpisodeStatistics`` info entries for the rows
+        (``episode``: ``{"r": returns, "l": lengths}``, ``_episode``: mask of the episodes that ended
+        at this step, dropped ones excluded), or ``None`` when none ended."""
         ended_mask = terminated | truncated
         if not ended_mask.any():  # the common step: no episode ended, so nothing was dropped either
             self.env_steps += len(index)
             self._returns[index] += reward
             self._lengths[index] += 1
-            return
+            return None
         valid = ~dropped
         self.env_steps += int(valid.sum())
         self.dropped_episodes += int(dropped.sum())
         self._returns[index] += np.where(valid, reward, 0.0)
         self._lengths[index] += valid
-        ended = index[ended_mask & valid]
+        finished = ended_mask & valid
+        episode = {"r": self._returns[index].copy(), "l": self._lengths[index].copy()}
+        ended = index[finished]
         if len(ended):
             self.recent_returns.extend(self._returns[ended].tolist())
             self.recent_lengths.extend(self._lengths[ended].tolist())
@@ -295,6 +305,7 @@ class EnvManager(gym.vector.VectorEnv):
         restarted = index[ended_mask]  # ended or dropped: a fresh episode starts
         self._returns[restarted] = 0.0
         self._lengths[restarted] = 0
+        return {"episode": episode, "_episode": finished} if finished.any() else None
 
     def _record_fault(self, index: int, kind: FaultKind, detail: str) -> None:
         """Count a fault of env ``index``; raise once it exceeds ``max_retries`` in a row."""
