@@ -97,7 +97,7 @@ class EnvDataModule(pl.LightningDataModule):
         self.vectorization = vectorization
         self.env_manager = dict(env_manager or {})
         self.seed = seed
-        self._max_env_steps = max_env_steps
+        self.max_env_steps = max_env_steps
         self.counters = CollectCounters()  # env steps (global) and episodes (this rank's), checkpointed
         self._eval_env: gym.vector.VectorEnv | None = None
         self.collector: VectorCollector | None = None  # training envs, built by collecting subclasses
@@ -112,10 +112,6 @@ class EnvDataModule(pl.LightningDataModule):
     @property
     def episodes(self) -> int:
         return self.counters.episodes
-
-    @property
-    def max_env_steps(self) -> int | None:
-        return self._max_env_steps
 
     def update_priority(self, index: Tensor, priority: Tensor) -> None:
         """No priorities here (on-policy and uniform data); prioritized replay overrides it."""

@@ -98,8 +98,9 @@ class OnPolicyDataModule(EnvDataModule):
         self.obs_stats = RunningMeanStd(tuple(self.env_spec["obs_shape"])) if normalize_obs else None
         self.reward_scaler: RewardScaler | None = None  # with normalize_reward: built in setup(), with gamma
         self.generator = torch.Generator()
+        self.minibatch = minibatch
         self.rollouts = 0
-        self._rollout_env_steps = 0
+        self.rollout_env_steps = 0  # global env steps when the current rollout started (for schedules)
         self._stop_epochs = False
         self._rollouts: RolloutCollector | None = None  # the training envs' rollout collector
         # async collection: finished rollouts, the collecting copy of the policy, the collector thread
@@ -107,15 +108,7 @@ class OnPolicyDataModule(EnvDataModule):
         self._ready: deque[TensorDict] = deque()
         self._mirror: ActorMirror | None = None
 
-    # --- what the policy reads (lightning_rl.contract.RolloutSource) -------------------------------
-    @property
-    def minibatch(self) -> Minibatch:
-        return self.hparams.minibatch
-
-    @property
-    def rollout_env_steps(self) -> int:
-        return self._rollout_env_steps
-
+    # --- what the policy calls (lightning_rl.contract.RolloutSource) -------------------------------
     def stop_epochs(self) -> None:
         """End this rollout's epochs after the current minibatch (e.g. PPO's target-KL stop); under DDP
         the caller makes it a decision of all ranks, so every rank takes the same number of steps."""
@@ -146,7 +139,7 @@ class OnPolicyDataModule(EnvDataModule):
             self.obs_stats,
             self.hparams.clip_obs,
             self.reward_scaler,
-            keep_next_obs=self.hparams.minibatch == "trajectories",
+            keep_next_obs=self.minibatch == "trajectories",
         )
 
     def preprocess_obs(self, obs: Tensor) -> Tensor:
@@ -157,7 +150,7 @@ class OnPolicyDataModule(EnvDataModule):
 
     def collect_rollout(self, policy: RolloutActor) -> TensorDict:
         """``n_steps`` vector steps with ``policy`` (see :class:`~lightning_rl.data.RolloutCollector`)."""
-        self._rollout_env_steps = self.env_steps
+        self.rollout_env_steps = self.env_steps
         return self._rollouts.collect(policy, self.hparams.n_steps)
 
     # --- the stream ----------------------------------------------------------------------------------

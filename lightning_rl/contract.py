@@ -45,10 +45,7 @@ StepBatches = Iterable[TensorDict]
 class Actor(Protocol):
     """A policy that acts in envs (every ``RLPolicy``)."""
 
-    @property
-    def train_iter(self) -> int:
-        """Gradient updates taken so far: the version of the weights (replay staleness, actor lag)."""
-        ...
+    train_iter: int  # gradient updates so far: the version of the weights (staleness, actor lag)
 
     def act(self, obs: Tensor, mode: ActMode = "eval", env_steps: int = 0, generator: Rng = None) -> Tensor:
         """Actions ``(E,)`` (discrete) or ``(E, *action_shape)`` for observations ``(E, *obs_shape)``;
@@ -60,15 +57,8 @@ class Actor(Protocol):
 class RolloutActor(Actor, Protocol):
     """An on-policy actor-critic: what a rollout collector needs besides :meth:`act`."""
 
-    @property
-    def gamma(self) -> float:
-        """Discount of the returns and advantages (the policy's knob; the collector uses it)."""
-        ...
-
-    @property
-    def gae_lambda(self) -> float:
-        """GAE's lambda for the advantages computed at collection."""
-        ...
+    gamma: float  # discount of the returns and advantages (the policy's knob; the collector uses it)
+    gae_lambda: float  # GAE's lambda for the advantages computed at collection
 
     def collect(self, obs: Tensor) -> dict[str, Tensor]:
         """One exploring step: ``action`` (stored), ``log_prob`` ``(E,)``, ``value`` ``(E,)``, any extra
@@ -88,17 +78,11 @@ class RolloutActor(Actor, Protocol):
 # --- what a DataModule offers its policy -----------------------------------------------------------
 @runtime_checkable
 class DataSource(Protocol):
-    """What every DataModule offers its policy: counters, the env-step budget and priority write-back."""
+    """What every DataModule offers its policy: counters, the env-step budget and priority write-back.
+    Attributes are read-only for the policy."""
 
-    @property
-    def env_steps(self) -> int:
-        """Env steps collected so far, all ranks together (the x-axis of learning curves)."""
-        ...
-
-    @property
-    def max_env_steps(self) -> int | None:
-        """The env-step budget of the run (``None``: none)."""
-        ...
+    env_steps: int  # env steps collected so far, all ranks together (the x-axis of learning curves)
+    max_env_steps: int | None  # the env-step budget of the run (None: none)
 
     def update_priority(self, index: Tensor, priority: Tensor) -> None:
         """New priorities ``(B,)`` (``|TD error|``) for the sampled storage indices ``(B,)``; a no-op
@@ -114,15 +98,8 @@ class DataSource(Protocol):
 class RolloutSource(DataSource, Protocol):
     """An on-policy DataModule: rollouts of the live policy, served as minibatches."""
 
-    @property
-    def rollout_env_steps(self) -> int:
-        """Global env steps when the rollout being trained on started (schedules hold over its epochs)."""
-        ...
-
-    @property
-    def minibatch(self) -> Minibatch:
-        """``"steps"``: shuffled env steps ``(B,)``; ``"trajectories"``: time-major ``(T, B)`` chunks."""
-        ...
+    rollout_env_steps: int  # global env steps when the rollout being trained on started (for schedules)
+    minibatch: Minibatch  # "steps": shuffled env steps (B,); "trajectories": time-major (T, B) chunks
 
     def stop_epochs(self) -> None:
         """End the current rollout's epochs after this minibatch (e.g. PPO's target-KL stop)."""
@@ -150,9 +127,11 @@ def require(obj: Any, protocol: type[_P], role: str, hint: str) -> _P:
 
 
 def _members(protocol: type) -> list[str]:
+    """The protocol's attributes and methods, base protocols' first, in declaration order."""
     names: list[str] = []
     for cls in reversed(protocol.__mro__):
         if cls is Protocol or cls is object or not getattr(cls, "_is_protocol", False):
             continue
-        names += [name for name in vars(cls) if not name.startswith("_") and name not in names]
+        declared = [*vars(cls).get("__annotations__", {}), *vars(cls)]
+        names += [name for name in declared if not name.startswith("_") and name not in names]
     return names
