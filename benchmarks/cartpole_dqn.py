@@ -63,16 +63,6 @@ def run_sb3(seed: int, max_steps: int = SB3_MAX_STEPS) -> dict[str, Any]:
     return time_sb3(model, env, seed, STOP_VALUE, max_steps, eval_freq=1000)
 
 
-def main() -> None:
-    race(
-        f"CartPole-v1 DQN, env steps and wall time to eval mean >= {STOP_VALUE:g}",
-        "< 0.33",
-        run_ours,
-        run_sb3,
-        CONFIG,
-        __doc__,
-    )
-
-
 if __name__ == "__main__":
-    main()
+    title = f"CartPole-v1 DQN, env steps and wall time to eval mean >= {STOP_VALUE:g}"
+    race(title, "< 0.33", run_ours, run_sb3, CONFIG, __doc__)

@@ -59,16 +59,6 @@ def run_sb3(seed: int, max_steps: int = SB3_ZOO_TIMESTEPS) -> dict[str, Any]:
     return time_sb3(model, env, seed, STOP_VALUE, max_steps, eval_freq=SB3_EVAL_EVERY // SB3_N_ENVS)
 
 
-def main() -> None:
-    race(
-        f"CartPole-v1 PPO, env steps and wall time to eval mean >= {STOP_VALUE:g}",
-        "<= 0.5",
-        run_ours,
-        run_sb3,
-        CONFIG,
-        __doc__,
-    )
-
-
 if __name__ == "__main__":
-    main()
+    title = f"CartPole-v1 PPO, env steps and wall time to eval mean >= {STOP_VALUE:g}"
+    race(title, "<= 0.5", run_ours, run_sb3, CONFIG, __doc__)

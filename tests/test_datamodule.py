@@ -297,19 +297,26 @@ def test_frame_store_is_for_stacked_uint8_images_only():
     assert rgb._frame_store_capacity == 0 and rgb._compress_keys  # (H, W, C): lz4 in checkpoints instead
 
 
+def sample_after_restore(make_dm, vector_steps: int):
+    """Collect with one DataModule, checkpoint it, restore a fresh one: ``(state, its sample, the
+    restored one's sample)`` (the replay RNG travels with the buffer, so the samples should match)."""
+    dm = make_dm()
+    dm.collect(vector_steps=vector_steps)
+    state = dm.state_dict()
+    expected = dm.sample()
+    restored = make_dm()
+    restored.load_state_dict(state)
+    return state, expected, restored.sample()
+
+
 def test_memmap_replay_is_checkpointed_as_a_directory_not_copied_into_memory(tmp_path):
     def memmap_dm():
         dm = short_cartpole(storage="memmap", memmap_dir=str(tmp_path / "mm"), replay_dir=str(tmp_path / "r"))
         return attach(dm, ConstantPolicy())
 
-    dm = memmap_dm()
-    dm.collect(vector_steps=5)
-    state = dm.state_dict()
+    state, expected, got = sample_after_restore(memmap_dm, vector_steps=5)
     assert "buffer" not in state and (tmp_path / "r" / "iter0" / "rank0" / "buffer").is_dir()
-    expected = dm.sample()
-    restored = memmap_dm()
-    restored.load_state_dict(state)
-    assert torch.equal(restored.sample()[keys.OBS], expected[keys.OBS])
+    assert torch.equal(got[keys.OBS], expected[keys.OBS])
 
 
 def test_each_rank_saves_its_replay_to_a_directory_and_reloads_it(tmp_path):
@@ -317,15 +324,8 @@ def test_each_rank_saves_its_replay_to_a_directory_and_reloads_it(tmp_path):
         dm = frames_datamodule(learning_starts=0, batch_size=8, replay_dir=str(tmp_path), **kwargs)
         return attach(dm, ConstantPolicy(), rank=1, world_size=2)
 
-    dm = rank1_of_2()
-    dm.collect(vector_steps=20)
-    state = dm.state_dict()
+    state, expected, got = sample_after_restore(rank1_of_2, vector_steps=20)
     assert "buffer" not in state and (tmp_path / "iter0" / "rank1" / "buffer" / "state.pt").exists()
-    expected = dm.sample()
-
-    restored = rank1_of_2()
-    restored.load_state_dict(state)
-    got = restored.sample()
     assert torch.equal(got[keys.INDEX], expected[keys.INDEX]) and torch.equal(
         got[keys.OBS], expected[keys.OBS]
     )
