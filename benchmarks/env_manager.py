@@ -62,12 +62,12 @@ def vector_envs(make: Callable[[], gym.Env], n: int) -> dict[str, Callable[[], o
     same_step = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
     cores = os.cpu_count() or 1
     return {
-        "ours sync": lambda: SyncEnvManager(make, env_num=n),
+        "ours sync": lambda: SyncEnvManager(make, n_envs=n),
         "gymnasium SyncVectorEnv": lambda: gym.vector.SyncVectorEnv([make] * n, **same_step),
         "sb3 DummyVecEnv": lambda: DummyVecEnv([make] * n),
-        "ours subprocess": lambda: SubprocessEnvManager(make, env_num=n),
+        "ours subprocess": lambda: SubprocessEnvManager(make, n_envs=n),
         f"ours subprocess n_workers={min(n, cores)}": lambda: SubprocessEnvManager(
-            make, env_num=n, n_workers=min(n, cores)
+            make, n_envs=n, n_workers=min(n, cores)
         ),
         "gymnasium AsyncVectorEnv": lambda: gym.vector.AsyncVectorEnv([make] * n, **same_step),
         "sb3 SubprocVecEnv": lambda: SubprocVecEnv([make] * n, start_method="fork"),

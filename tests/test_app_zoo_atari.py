@@ -290,7 +290,7 @@ def test_rewards_are_clipped_to_their_sign():
 @requires_ale
 @pytest.mark.parametrize("manager", [SyncEnvManager, SubprocessEnvManager])
 def test_random_rollout_through_the_env_managers(manager):
-    rollout = random_rollout(manager(AtariEnv, env_cfg=[{"env_id": "ALE/Breakout-v5"}] * 2, env_num=2), 300)
+    rollout = random_rollout(manager(AtariEnv, env_cfg=[{"env_id": "ALE/Breakout-v5"}] * 2, n_envs=2), 300)
     assert rollout.obs.shape == (300, 2, 4, 84, 84) and rollout.obs.dtype == np.uint8
     assert rollout.episodes_ended >= 2  # lives are lost within 300 random steps
     assert set(rollout.reward.flat) <= {-1.0, 0.0, 1.0}

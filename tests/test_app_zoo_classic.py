@@ -69,7 +69,7 @@ def test_env_kwargs_reach_gymnasium():
     ],
 )
 def test_random_rollout_through_the_env_managers(manager, env_fn, rewards_in, steps):
-    rollout = random_rollout(manager(env_fn, env_cfg=[{}, {}], env_num=2), steps)
+    rollout = random_rollout(manager(env_fn, env_cfg=[{}, {}], n_envs=2), steps)
     assert rollout.obs.shape == (steps, 2, *env_fn(cfg={}).observation_space.shape)
     assert rollout.obs.dtype == np.float32
     assert rollout.episodes_ended >= 2 and np.isfinite(rollout.reward).all()

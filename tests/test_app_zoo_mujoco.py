@@ -85,7 +85,7 @@ def test_mujoco_env_takes_any_mujoco_id_and_rejects_others():
 @pytest.mark.parametrize("manager", [SyncEnvManager, SubprocessEnvManager])
 def test_random_rollout_through_the_env_managers(manager):
     """Hopper and Walker2d fall under a random policy (terminated), so episodes end within 300 steps."""
-    envs = manager(MujocoEnv, env_cfg=[{"env_id": "Hopper-v5"}, {"env_id": "Hopper-v5"}], env_num=2)
+    envs = manager(MujocoEnv, env_cfg=[{"env_id": "Hopper-v5"}, {"env_id": "Hopper-v5"}], n_envs=2)
     rollout = random_rollout(envs, 300)
     assert rollout.obs.shape == (300, 2, 11) and rollout.obs.dtype == np.float32
     assert np.isfinite(rollout.obs).all() and np.isfinite(rollout.reward).all()
@@ -95,7 +95,7 @@ def test_random_rollout_through_the_env_managers(manager):
 @requires_mujoco
 @pytest.mark.parametrize("env_cls", [HalfCheetahEnv, Walker2dEnv])
 def test_random_rollout_of_the_other_envs(env_cls):
-    rollout = random_rollout(SyncEnvManager(env_cls, env_num=2), 200, seed=1)
+    rollout = random_rollout(SyncEnvManager(env_cls, n_envs=2), 200, seed=1)
     assert rollout.obs.dtype == np.float32 and np.isfinite(rollout.obs).all()
     assert np.isfinite(rollout.reward).all()
 

@@ -218,7 +218,7 @@ def test_each_env_runs_its_own_sumo_and_leaves_none_behind(make_env):
 
 @pytest.mark.parametrize("manager", [SyncEnvManager, SubprocessEnvManager])
 def test_random_rollout_through_the_env_managers(manager):
-    envs = manager(TrafficSignalEnv, env_cfg=[{"episode_seconds": 50}, {"episode_seconds": 50}], env_num=2)
+    envs = manager(TrafficSignalEnv, env_cfg=[{"episode_seconds": 50}, {"episode_seconds": 50}], n_envs=2)
     rollout = random_rollout(envs, 25)
     assert rollout.first_obs.shape == (2, 28) and rollout.obs.dtype == np.float32
     assert rollout.episodes_ended == 4 and rollout.reward.max() <= 0 and np.isfinite(rollout.reward).all()
