@@ -8,11 +8,11 @@ from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.models import (
     CategoricalDist,
     DiagGaussian,
-    NatureCNNEncoder,
     SquashedDiagGaussian,
     ValueAC,
     tanh_log_abs_det_jacobian,
 )
+from lightning_rl.torch_utils import NatureCNNEncoder
 
 CARTPOLE = EnvSpec("CartPole-v1", obs_shape=(4,), obs_dtype="float32", action_type="discrete", n_actions=2)
 PENDULUM = EnvSpec(
