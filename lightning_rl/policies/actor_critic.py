@@ -9,20 +9,12 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from lightning_rl import keys
+from lightning_rl import keys, torch_utils
 from lightning_rl.models import ValueAC
 from lightning_rl.policies.base import ActMode, RLPolicy
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
 
 Schedule = Literal["constant", "linear"]
-
-
-def scheduled(start: float, end: float | None, schedule: Schedule, progress: float) -> float:
-    """``start`` (constant), or linear from ``start`` to ``end`` (default 0) over ``progress`` in [0, 1]."""
-    if schedule == "constant":
-        return start
-    end = 0.0 if end is None else end
-    return start + (end - start) * min(max(progress, 0.0), 1.0)
 
 
 class ActorCriticPolicy(RLPolicy):
@@ -122,12 +114,12 @@ class ActorCriticPolicy(RLPolicy):
         return datamodule.rollout_env_steps / budget if budget else 0.0
 
     def current_ent_coef(self) -> float:
-        return scheduled(self.ent_coef, self.ent_coef_final, self.ent_schedule, self.progress())
+        return torch_utils.Schedule(self.ent_coef, self.ent_coef_final, self.ent_schedule)(self.progress())
 
     def apply_update(self, loss: Tensor) -> float:
         """One optimizer step on ``loss`` at the scheduled learning rate; returns that rate."""
         optimizer = self.optimizers()
-        lr = scheduled(self.lr, self.lr_final, self.lr_schedule, self.progress())
+        lr = torch_utils.Schedule(self.lr, self.lr_final, self.lr_schedule)(self.progress())
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)

@@ -8,8 +8,8 @@ from typing import Any, Literal
 import torch
 from tensordict import TensorDict
 
-from lightning_rl import keys
-from lightning_rl.policies.actor_critic import ActorCriticPolicy, Schedule, scheduled
+from lightning_rl import keys, torch_utils
+from lightning_rl.policies.actor_critic import ActorCriticPolicy, Schedule
 from lightning_rl.rl_utils import PPOData, ppo_error
 from lightning_rl.utils.checks import check_choice, check_positive
 
@@ -99,7 +99,7 @@ class PPO(ActorCriticPolicy):
         hp = self.hparams
         batch, _, _ = next(dataloader_iter)  # Lightning yields (batch, batch_idx, dataloader_idx)
         batch = self.batch_to_device(batch)
-        clip = scheduled(hp.clip_ratio, hp.clip_ratio_final, hp.clip_schedule, self.progress())
+        clip = torch_utils.Schedule(hp.clip_ratio, hp.clip_ratio_final, hp.clip_schedule)(self.progress())
         log_prob, entropy, value = self.net.evaluate_actions(batch[keys.OBS], batch[keys.ACTION])
         data = PPOData(
             log_prob=log_prob,

@@ -8,7 +8,6 @@ from lightning_rl.rl_utils.exploration import (
     OUNoise,
     add_action_noise,
     epsilon_greedy,
-    epsilon_greedy_schedule,
 )
 from lightning_rl.rl_utils.ppo import PPOData, PPOInfo, PPOLoss, ppo_error
 from lightning_rl.rl_utils.td import (
@@ -55,7 +54,6 @@ __all__ = [
     "categorical_projection",
     "dist_nstep_td_error",
     # exploration
-    "epsilon_greedy_schedule",
     "epsilon_greedy",
     "NoiseGenerator",
     "GaussianNoise",

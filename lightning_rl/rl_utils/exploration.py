@@ -1,53 +1,20 @@
-"""Exploration helpers: epsilon schedules, epsilon-greedy action selection and action noise."""
+"""Exploration helpers: epsilon-greedy action selection and action noise (epsilon schedules are
+:class:`lightning_rl.torch_utils.Schedule`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
 __all__ = [
-    "epsilon_greedy_schedule",
     "epsilon_greedy",
     "NoiseGenerator",
     "GaussianNoise",
     "OUNoise",
     "add_action_noise",
 ]
-
-SCHEDULE_KINDS = ("linear", "exp")
-
-
-def epsilon_greedy_schedule(
-    start: float, end: float, decay: int, kind: str = "linear"
-) -> Callable[[int], float]:
-    """Return ``step -> epsilon``.
-
-    ``"linear"`` goes from ``start`` to ``end`` over ``decay`` steps and stays at ``end`` afterwards.
-    ``"exp"`` is ``end + (start - end) * exp(-step / decay)``. Negative steps count as step 0.
-    """
-    if not 0.0 <= start <= 1.0:
-        raise ValueError(f"start must be in [0, 1], got {start}")
-    if not 0.0 <= end <= 1.0:
-        raise ValueError(f"end must be in [0, 1], got {end}")
-    if decay <= 0:
-        raise ValueError(f"decay must be > 0, got {decay}")
-    if kind not in SCHEDULE_KINDS:
-        raise ValueError(f"kind must be one of {SCHEDULE_KINDS}, got {kind!r}")
-
-    if kind == "linear":
-
-        def schedule(step: int) -> float:
-            progress = min(max(step, 0) / decay, 1.0)
-            return start + (end - start) * progress
-
-    else:
-
-        def schedule(step: int) -> float:
-            return end + (start - end) * math.exp(-max(step, 0) / decay)
-
-    return schedule
 
 
 def epsilon_greedy(q: torch.Tensor, epsilon: float, generator: torch.Generator | None = None) -> torch.Tensor:
