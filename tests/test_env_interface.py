@@ -9,7 +9,8 @@ from cli_utils import CONFIG
 
 from app_zoo.classic_control.cartpole.envs import CartPoleEnv
 from lightning_rl.datamodules import OffPolicyDataModule
-from lightning_rl.envs import EnvInfo, EnvSpec, GymEnv
+from lightning_rl.envs import EnvInfo, GymEnv
+from lightning_rl.spec import EnvSpec
 
 
 def test_cartpole_env_as_the_tutorial_writes_it():

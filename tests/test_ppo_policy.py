@@ -7,8 +7,8 @@ import torch
 from cli_utils import REPO
 
 from lightning_rl.entry import serial_pipeline
-from lightning_rl.envs import EnvSpec
 from lightning_rl.policies import PPO
+from lightning_rl.spec import EnvSpec
 
 CARTPOLE = EnvSpec("CartPole-v1", (4,), "float32", "discrete", n_actions=2).to_dict()
 PENDULUM = EnvSpec(

@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
 
-from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.models import (
     CategoricalDist,
     DiagGaussian,
@@ -12,6 +11,7 @@ from lightning_rl.models import (
     ValueAC,
     tanh_log_abs_det_jacobian,
 )
+from lightning_rl.spec import EnvSpec
 from lightning_rl.torch_utils import NatureCNNEncoder
 
 CARTPOLE = EnvSpec("CartPole-v1", obs_shape=(4,), obs_dtype="float32", action_type="discrete", n_actions=2)

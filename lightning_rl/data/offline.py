@@ -35,7 +35,8 @@ from torch.utils.data import Dataset, Sampler
 from lightning_rl import keys
 from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.nstep import NStepTransitionBuilder
-from lightning_rl.envs import EnvSpec, make_vector_env, probe_env_spec
+from lightning_rl.envs import make_vector_env, probe_env_spec
+from lightning_rl.spec import EnvSpec
 from lightning_rl.utils.checks import check_int, check_positive, check_range
 from lightning_rl.utils.io import atomic_directory
 

@@ -20,8 +20,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.models.distributions import ActionDist, CategoricalDist, DiagGaussian, SquashedDiagGaussian
+from lightning_rl.spec import EnvSpec
 from lightning_rl.torch_utils.network import MLPEncoder, make_encoder, orthogonal_init_
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}

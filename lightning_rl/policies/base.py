@@ -11,7 +11,7 @@ import torch
 from tensordict import TensorDict
 from torch import Tensor
 
-from lightning_rl.envs.spec import EnvSpec
+from lightning_rl.spec import EnvSpec
 from lightning_rl.utils.logging import log_to_loggers
 
 ActMode = Literal["collect", "eval"]

@@ -12,10 +12,10 @@ from tensordict import TensorDict
 from torch import Tensor, nn
 
 from lightning_rl import keys
-from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.models import DQNNet
 from lightning_rl.policies.base import ActMode, RLPolicy
 from lightning_rl.rl_utils import QNStepData, cql_penalty, epsilon_greedy, q_nstep_td_error
+from lightning_rl.spec import EnvSpec
 from lightning_rl.torch_utils import Schedule, TargetUpdater
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
 
