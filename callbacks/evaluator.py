@@ -8,8 +8,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from lightning_rl.loggers import log_to_loggers
 from lightning_rl.utils.checks import check_positive
-from lightning_rl.utils.logging import log_to_loggers
 
 
 class Evaluator(pl.Callback):

@@ -30,11 +30,11 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger
 
 from lightning_rl.callbacks import Evaluator, RLProgressBar
+from lightning_rl.checkpoint_io import AtomicCheckpointIO
 from lightning_rl.data.offline import TransitionDataset, collect_dataset
 from lightning_rl.datamodules import EnvDataModule
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import RLPolicy
-from lightning_rl.utils.checkpoint_io import AtomicCheckpointIO
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "accelerator": "cpu",

@@ -11,8 +11,8 @@ import torch
 from tensordict import TensorDict
 from torch import Tensor
 
+from lightning_rl.loggers import log_to_loggers
 from lightning_rl.spec import EnvSpec
-from lightning_rl.utils.logging import log_to_loggers
 
 ActMode = Literal["collect", "eval"]
 
