@@ -54,9 +54,7 @@ def a2c_error(data: A2CData) -> A2CLoss:
     """
     log_prob, entropy, value, advantage, returns, weight = data
     check_dim("log_prob", log_prob, 1, "(B,)")
-    check_batch(
-        log_prob.shape[0], entropy=entropy, value=value, advantage=advantage, returns=returns, weight=weight
-    )
+    check_batch(log_prob.shape[0], **data._asdict())  # every field is per sample
     policy_loss = -_weighted_mean(log_prob * advantage.detach(), weight)
     value_loss = 0.5 * _weighted_mean((value - returns.detach()).pow(2), weight)
     entropy_loss = -_weighted_mean(entropy, weight)

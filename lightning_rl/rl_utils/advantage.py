@@ -53,32 +53,18 @@ def _masks(
     return (~terminated).to(reward.dtype), (~done).to(reward.dtype)
 
 
-class _Chunk(NamedTuple):
-    """A checked time-major chunk: its length, the float masks of :func:`_masks` and the detached values."""
-
-    time: int
-    not_terminated: torch.Tensor
-    not_done: torch.Tensor
-    value: torch.Tensor
-    next_value: torch.Tensor
-
-
 def _checked_chunk(
     reward: torch.Tensor,
-    value: torch.Tensor,
-    next_value: torch.Tensor,
     terminated: torch.Tensor,
     truncated: torch.Tensor | None,
     gamma: float,
     **tensors: torch.Tensor | None,
-) -> _Chunk:
-    """Check ``gamma`` and that every tensor (``tensors`` too) has ``reward``'s shape (T, B)."""
+) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Check ``gamma`` and that ``terminated``, ``truncated`` and ``tensors`` have ``reward``'s shape (T, B);
+    return ``(T, not_terminated, not_done)`` (:func:`_masks`)."""
     check_unit_interval("gamma", gamma)
-    time, _ = check_time_major(
-        reward, value=value, next_value=next_value, terminated=terminated, truncated=truncated, **tensors
-    )
-    not_terminated, not_done = _masks(reward, terminated, truncated)
-    return _Chunk(time, not_terminated, not_done, value.detach(), next_value.detach())
+    time, _ = check_time_major(reward, **tensors, terminated=terminated, truncated=truncated)
+    return time, *_masks(reward, terminated, truncated)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -123,11 +109,12 @@ def gae(
         - advantage, returns: :math:`(T, B)`.
     """
     check_unit_interval("lambda_", lambda_)
-    time, not_terminated, not_done, value, next_value = _checked_chunk(
-        reward, value, next_value, terminated, truncated, gamma
+    time, not_terminated, not_done = _checked_chunk(
+        reward, terminated, truncated, gamma, value=value, next_value=next_value
     )
     with torch.no_grad():
-        delta = reward + gamma * not_terminated * next_value - value
+        value = value.detach()
+        delta = reward + gamma * not_terminated * next_value.detach() - value
         trace = (gamma * lambda_) * not_done
         advantage = torch.empty_like(reward)
         next_advantage = torch.zeros_like(reward[0])

@@ -112,16 +112,7 @@ def ppo_error(
         raise ValueError(f"value_clip_ratio must be > 0 (or None), got {value_clip_ratio}")
     log_prob, old_log_prob, entropy, value, old_value, advantage, returns, weight = data
     check_dim("log_prob", log_prob, 1, "(B,)")
-    check_batch(
-        log_prob.shape[0],
-        old_log_prob=old_log_prob,
-        entropy=entropy,
-        value=value,
-        old_value=old_value,
-        advantage=advantage,
-        returns=returns,
-        weight=weight,
-    )
+    check_batch(log_prob.shape[0], **data._asdict())  # every field is per sample (old_value may be None)
     if value_clip_ratio is not None and old_value is None:
         raise ValueError("old_value must be given when value_clip_ratio is set")
 

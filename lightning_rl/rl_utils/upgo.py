@@ -43,10 +43,12 @@ def upgo_returns(
         - terminated: :math:`(T, B)` bool or float; truncated: :math:`(T, B)` or None.
         - output: :math:`(T, B)`.
     """
-    time, not_terminated, not_done, value, next_value = _checked_chunk(
-        reward, value, next_value, terminated, truncated, gamma
+    time, not_terminated, not_done = _checked_chunk(
+        reward, terminated, truncated, gamma, value=value, next_value=next_value
     )
     with torch.no_grad():
+        value = value.detach()
+        next_value = next_value.detach()
         bootstrap = gamma * not_terminated
         q = reward + bootstrap * next_value
         upgoing = (q[1:] >= value[1:]).to(reward.dtype)

@@ -103,17 +103,19 @@ def vtrace(
     check_clip("rho_clip", rho_clip)
     check_clip("c_clip", c_clip)
     check_clip("pg_rho_clip", pg_rho_clip)
-    time, not_terminated, not_done, value, next_value = _checked_chunk(
+    time, not_terminated, not_done = _checked_chunk(
         reward,
-        value,
-        next_value,
         terminated,
         truncated,
         gamma,
         target_log_prob=target_log_prob,
         behaviour_log_prob=behaviour_log_prob,
+        value=value,
+        next_value=next_value,
     )
     with torch.no_grad():
+        value = value.detach()
+        next_value = next_value.detach()
         ratio = torch.exp(target_log_prob.detach() - behaviour_log_prob.detach()).to(reward.dtype)
         rho = ratio.clamp(max=rho_clip)
         trace = gamma * not_done * lambda_ * ratio.clamp(max=c_clip)

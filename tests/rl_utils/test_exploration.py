@@ -1,6 +1,9 @@
 """Hand-computed checks of ``lightning_rl.rl_utils.exploration``."""
 
+from functools import partial
+
 import pytest
+import tensor_helpers
 import torch
 
 from lightning_rl.rl_utils import (
@@ -11,9 +14,7 @@ from lightning_rl.rl_utils import (
     epsilon_greedy,
 )
 
-
-def close(actual, expected, atol=1e-6):
-    torch.testing.assert_close(actual, torch.as_tensor(expected, dtype=actual.dtype), atol=atol, rtol=1e-6)
+close = partial(tensor_helpers.close, atol=1e-6, rtol=1e-6)
 
 
 def test_epsilon_greedy_zero_is_argmax():
