@@ -6,7 +6,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from lightning_rl.utils.logging import log_to_loggers
+from lightning_rl.loggers import log_to_loggers
 
 
 class DataMetrics(pl.Callback):

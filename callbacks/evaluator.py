@@ -10,8 +10,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 
 from lightning_rl.envs import EpisodeStats
+from lightning_rl.loggers import log_to_loggers
 from lightning_rl.utils.checks import check_positive
-from lightning_rl.utils.logging import log_to_loggers
 
 
 class Evaluator(pl.Callback):

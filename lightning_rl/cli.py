@@ -32,12 +32,12 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger
 
 from lightning_rl.callbacks import DataMetrics, Evaluator, RLProgressBar
+from lightning_rl.checkpoint_io import AtomicCheckpointIO
 from lightning_rl.collect import collect_dataset
 from lightning_rl.data.offline import TransitionDataset
 from lightning_rl.datamodules import EnvDataModule
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import RLPolicy
-from lightning_rl.utils.checkpoint_io import AtomicCheckpointIO
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "accelerator": "cpu",

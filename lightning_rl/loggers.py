@@ -1,14 +1,33 @@
-"""Experiment-tracking defaults: wandb offline unless the user picks a mode."""
+"""Lightning's loggers for RL: metrics written straight to them (``log_to_loggers``), and a wandb logger
+that runs offline unless the user picks a mode."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+import pytorch_lightning as pl
+import torch
 from pytorch_lightning.loggers import WandbLogger
 
 WANDB_MODES = ("online", "offline", "disabled")
 STEP_METRICS = ("env_steps", "train_iter")  # the counters on every logged row
+
+
+def log_to_loggers(trainer: pl.Trainer, metrics: dict[str, float], env_steps: int, train_iter: int) -> None:
+    """Write ``metrics`` with ``env_steps`` and ``train_iter`` to every logger, without ``self.log``.
+
+    RL metrics arrive at irregular points (an evaluation every N updates, an episode end), while
+    ``LightningModule.log`` only reaches the loggers on steps that are multiples of
+    ``log_every_n_steps`` and costs ~0.1 ms per call. So this writes to every logger directly (rank 0
+    only), always with ``env_steps`` (the x-axis of learning curves), and mirrors the values in
+    ``trainer.callback_metrics`` so checkpoint monitors and the progress bar see them.
+    """
+    row = {**metrics, "env_steps": float(env_steps), "train_iter": float(train_iter)}
+    trainer.callback_metrics.update({k: torch.tensor(v) for k, v in row.items()})
+    if trainer.is_global_zero:
+        for logger in trainer.loggers:
+            logger.log_metrics(row, step=trainer.global_step)
 
 
 class RLWandbLogger(WandbLogger):

@@ -13,12 +13,12 @@ import torch
 import yaml
 from cli_utils import CONFIG, REPO, short_run_args
 
+from lightning_rl.checkpoint_io import AtomicCheckpointIO
 from lightning_rl.cli import RLCLI, main
 from lightning_rl.datamodules import OffPolicyDataModule
 from lightning_rl.entry import serial_pipeline
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import DQN
-from lightning_rl.utils.checkpoint_io import AtomicCheckpointIO
 
 
 @pytest.fixture(scope="module")

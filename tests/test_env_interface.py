@@ -11,7 +11,8 @@ from cli_utils import CONFIG
 
 from app_zoo.classic_control.cartpole.envs import CartPoleEnv
 from lightning_rl.datamodules import OffPolicyDataModule
-from lightning_rl.envs import ElementShape, EnvInfo, EnvSpec, GymEnv
+from lightning_rl.envs import ElementShape, EnvInfo, GymEnv
+from lightning_rl.spec import EnvSpec
 
 
 def test_cartpole_env_as_the_tutorial_writes_it():

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from lightning_rl.envs import (
-    EnvSpec,
     SyncEnvManager,
     finished_episodes,
     make_vector_env,
@@ -13,6 +12,7 @@ from lightning_rl.envs import (
     run_episodes,
     true_next_obs,
 )
+from lightning_rl.spec import EnvSpec
 
 
 def test_cartpole_spec_is_discrete_with_primitive_dict():

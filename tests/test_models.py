@@ -1,18 +1,6 @@
-import pytest
 import torch
 
-from lightning_rl.models import DQNNet, DuelingHead, MLPEncoder, NatureCNNEncoder, make_encoder
-
-
-def test_encoder_is_chosen_from_obs_shape():
-    assert isinstance(make_encoder((4,)), MLPEncoder)
-    assert isinstance(make_encoder((4, 84, 84)), NatureCNNEncoder)
-    with pytest.raises(ValueError, match=r"obs_shape \(2, 3\) is not supported"):
-        make_encoder((2, 3))
-    with pytest.raises(ValueError, match="H, W >= 36"):
-        make_encoder((4, 8, 8))
-    with pytest.raises(ValueError, match="hidden_sizes"):
-        make_encoder((4,), hidden_sizes=[])
+from lightning_rl.models import DQNNet, DuelingHead
 
 
 def test_mlp_dqn_shapes():
@@ -20,11 +8,8 @@ def test_mlp_dqn_shapes():
     assert net(torch.randn(5, 4)).shape == (5, 3)
 
 
-def test_nature_cnn_scales_uint8_frames():
-    net = NatureCNNEncoder((4, 84, 84))
+def test_conv_dqn_takes_uint8_frames():
     frames = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
-    assert net.out_dim == 512
-    assert torch.allclose(net(frames), net(frames.float() / 255.0))
     assert DQNNet((4, 84, 84), 6)(frames).shape == (2, 6)
 
 

@@ -15,9 +15,9 @@ from lightning_rl import keys
 from lightning_rl.cli import RLCLI
 from lightning_rl.datamodules import OnPolicyDataModule
 from lightning_rl.entry import serial_pipeline
-from lightning_rl.envs import EnvSpec
 from lightning_rl.policies import IMPALA
 from lightning_rl.rl_utils.bootstrap import next_state_values
+from lightning_rl.spec import EnvSpec
 
 CONFIGS = REPO / "configs"
 QUIET = {"trainer.logger": False, "trainer.enable_progress_bar": False}

@@ -4,15 +4,15 @@ import pytest
 import torch
 from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
 
-from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.models import (
     CategoricalDist,
     DiagGaussian,
-    NatureCNNEncoder,
     SquashedDiagGaussian,
     ValueAC,
     tanh_log_abs_det_jacobian,
 )
+from lightning_rl.spec import EnvSpec
+from lightning_rl.torch_utils import NatureCNNEncoder
 
 CARTPOLE = EnvSpec("CartPole-v1", obs_shape=(4,), obs_dtype="float32", action_type="discrete", n_actions=2)
 PENDULUM = EnvSpec(

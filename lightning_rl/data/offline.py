@@ -31,7 +31,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch.utils.data import Dataset, Sampler
 
 from lightning_rl import keys
-from lightning_rl.envs import EnvSpec
+from lightning_rl.spec import EnvSpec
 from lightning_rl.utils.checks import check_int, check_positive
 from lightning_rl.utils.io import atomic_directory
 

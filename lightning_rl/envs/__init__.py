@@ -1,4 +1,4 @@
-"""Environment interface: specs, vector envs and evaluation rollouts over gymnasium."""
+"""Environment interface: env wrappers, vector envs and evaluation rollouts over gymnasium."""
 
 from lightning_rl.envs.base import BaseEnv, ElementShape, EnvInfo, GymEnv
 from lightning_rl.envs.episodes import check_reports_episodes, finished_episodes
@@ -10,7 +10,6 @@ from lightning_rl.envs.manager import (
     SubprocessEnvManager,
     SyncEnvManager,
 )
-from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.envs.vector import make_vector_env, probe_env_spec, resolve_env_factory, true_next_obs
 
 __all__ = [
@@ -21,7 +20,6 @@ __all__ = [
     "EnvManagerError",
     "EnvStep",
     "GymEnv",
-    "EnvSpec",
     "EpisodeStats",
     "check_reports_episodes",
     "finished_episodes",

@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.envs.vector import resolve_env_factory
+from lightning_rl.spec import EnvSpec
 
 UNBOUNDED_REWARD = gym.spaces.Box(-np.inf, np.inf, shape=(), dtype=np.float32)
 

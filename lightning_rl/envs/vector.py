@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from lightning_rl.envs.manager import EnvManager, SubprocessEnvManager, SyncEnvManager
-from lightning_rl.envs.spec import EnvSpec
+from lightning_rl.spec import EnvSpec
 from lightning_rl.utils.checks import check_choice, check_int
 
 Vectorization = Literal["sync", "subprocess"]

@@ -8,7 +8,6 @@ from lightning_rl.models.distributions import (
     tanh_log_abs_det_jacobian,
 )
 from lightning_rl.models.dqn import DQNNet
-from lightning_rl.models.encoders import MLPEncoder, NatureCNNEncoder, make_encoder
 from lightning_rl.models.heads import DuelingHead, QHead
 from lightning_rl.models.value_ac import ValueAC
 
@@ -18,11 +17,8 @@ __all__ = [
     "DQNNet",
     "DiagGaussian",
     "DuelingHead",
-    "MLPEncoder",
-    "NatureCNNEncoder",
     "QHead",
     "SquashedDiagGaussian",
     "ValueAC",
-    "make_encoder",
     "tanh_log_abs_det_jacobian",
 ]

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from lightning_rl.models.encoders import make_encoder
 from lightning_rl.models.heads import DuelingHead, QHead
+from lightning_rl.torch_utils.network import make_encoder
 
 
 class DQNNet(nn.Module):

@@ -20,9 +20,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.models.distributions import ActionDist, CategoricalDist, DiagGaussian, SquashedDiagGaussian
-from lightning_rl.models.encoders import MLPEncoder, make_encoder
+from lightning_rl.spec import EnvSpec
+from lightning_rl.torch_utils.network import MLPEncoder, make_encoder, orthogonal_init_
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 _LOG_STD_MODES = ("independent", "state_dependent")
@@ -31,15 +31,6 @@ _LOG_STD_MODES = ("independent", "state_dependent")
 HIDDEN_GAIN = math.sqrt(2.0)
 POLICY_GAIN = 0.01
 VALUE_GAIN = 1.0
-
-
-def _orthogonal_(module: nn.Module, gain: float, bias: float = 0.0) -> None:
-    """Orthogonal weights with ``gain`` and constant ``bias`` for every Linear / Conv2d in ``module``."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear | nn.Conv2d):
-            nn.init.orthogonal_(m.weight, gain)
-            if m.bias is not None:
-                nn.init.constant_(m.bias, bias)
 
 
 def _as_bound(name: str, value: Any, action_shape: tuple[int, ...]) -> Tensor:
@@ -177,13 +168,13 @@ class ValueAC(nn.Module):
             self.register_buffer("action_high", high, persistent=False)
 
         if orthogonal_init:
-            _orthogonal_(self.actor_encoder, HIDDEN_GAIN)
+            orthogonal_init_(self.actor_encoder, HIDDEN_GAIN)
             if not self.shared_encoder:
-                _orthogonal_(self.critic_encoder, HIDDEN_GAIN)
-            _orthogonal_(self.policy_head, POLICY_GAIN)
+                orthogonal_init_(self.critic_encoder, HIDDEN_GAIN)
+            orthogonal_init_(self.policy_head, POLICY_GAIN)
             if self.log_std_head is not None:
-                _orthogonal_(self.log_std_head, POLICY_GAIN, bias=log_std_init)
-            _orthogonal_(self.value_head, VALUE_GAIN)
+                orthogonal_init_(self.log_std_head, POLICY_GAIN, bias=log_std_init)
+            orthogonal_init_(self.value_head, VALUE_GAIN)
 
     @classmethod
     def from_spec(cls, env_spec: EnvSpec | Mapping[str, Any], **kwargs: Any) -> ValueAC:

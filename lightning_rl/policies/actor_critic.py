@@ -13,17 +13,10 @@ from lightning_rl import keys
 from lightning_rl.contract import ActMode, Rng, RolloutSource
 from lightning_rl.models import ValueAC
 from lightning_rl.policies.base import RLPolicy
+from lightning_rl.torch_utils import Schedule
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
 
-Schedule = Literal["constant", "linear"]
-
-
-def scheduled(start: float, end: float | None, schedule: Schedule, progress: float) -> float:
-    """``start`` (constant), or linear from ``start`` to ``end`` (default 0) over ``progress`` in [0, 1]."""
-    if schedule == "constant":
-        return start
-    end = 0.0 if end is None else end
-    return start + (end - start) * min(max(progress, 0.0), 1.0)
+BudgetSchedule = Literal["constant", "linear"]  # a knob's schedule over the env-step budget
 
 
 class ActorCriticLosses(Protocol):
@@ -65,11 +58,11 @@ class ActorCriticPolicy(RLPolicy):
         optimizer: Literal["adam", "rmsprop"] = "adam",
         lr: float = 3e-4,
         lr_final: float | None = None,
-        lr_schedule: Schedule = "constant",
+        lr_schedule: BudgetSchedule = "constant",
         vf_coef: float = 0.5,
         ent_coef: float = 0.0,
         ent_coef_final: float | None = None,
-        ent_schedule: Schedule = "constant",
+        ent_schedule: BudgetSchedule = "constant",
         max_grad_norm: float | None = 0.5,
         **kwargs: Any,
     ):
@@ -148,7 +141,7 @@ class ActorCriticPolicy(RLPolicy):
         return self.data.rollout_env_steps / budget if budget else 0.0
 
     def current_ent_coef(self) -> float:
-        return scheduled(self.ent_coef, self.ent_coef_final, self.ent_schedule, self.progress())
+        return Schedule(self.ent_coef, self.ent_coef_final, self.ent_schedule)(self.progress())
 
     def apply_update(
         self, losses: ActorCriticLosses, extra: Callable[[], dict[str, float]] | None = None
@@ -157,7 +150,7 @@ class ActorCriticPolicy(RLPolicy):
         scheduled learning rate and entropy weight; every ``log_interval`` updates it logs the losses, the
         schedules' values and whatever ``extra()`` adds (called only then)."""
         optimizer = self.optimizers()
-        lr = scheduled(self.lr, self.lr_final, self.lr_schedule, self.progress())
+        lr = Schedule(self.lr, self.lr_final, self.lr_schedule)(self.progress())
         ent_coef = self.current_ent_coef()
         loss = losses.policy_loss + self.vf_coef * losses.value_loss + ent_coef * losses.entropy_loss
         for group in optimizer.param_groups:

@@ -11,9 +11,9 @@ import pytorch_lightning as pl
 from tensordict import TensorDict
 
 from lightning_rl.contract import DataSource, StepBatches, require
-from lightning_rl.envs.spec import EnvSpec
+from lightning_rl.loggers import log_to_loggers
+from lightning_rl.spec import EnvSpec
 from lightning_rl.utils.checks import check_range
-from lightning_rl.utils.logging import log_to_loggers
 
 # Deliberate choices that Lightning warns about on every run: policies take `dataloader_iter` (so nothing
 # is prefetched with stale weights or priorities), and fit gets no validation batches (evaluation is the

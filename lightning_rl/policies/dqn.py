@@ -13,16 +13,11 @@ from torch import Tensor, nn
 
 from lightning_rl import keys
 from lightning_rl.contract import ActMode, Rng
-from lightning_rl.envs.spec import EnvSpec
 from lightning_rl.models import DQNNet
 from lightning_rl.policies.base import RLPolicy
-from lightning_rl.rl_utils import (
-    QNStepData,
-    cql_penalty,
-    epsilon_greedy,
-    epsilon_greedy_schedule,
-    q_nstep_td_error,
-)
+from lightning_rl.rl_utils import QNStepData, cql_penalty, epsilon_greedy, q_nstep_td_error
+from lightning_rl.spec import EnvSpec
+from lightning_rl.torch_utils import Schedule, TargetUpdater
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
 
 
@@ -93,10 +88,11 @@ class DQN(RLPolicy):
                 f"'{self.spec.env_id}' has continuous actions of shape {self.spec.action_shape}. "
                 "Use a continuous-control policy (DDPG, TD3, SAC) instead."
             )
-        self.epsilon = epsilon_greedy_schedule(eps_start, eps_end, eps_decay_steps, eps_schedule)
+        self.epsilon = Schedule(eps_start, eps_end, eps_schedule, eps_decay_steps)
         self.net = self.build_net(self.spec)
         # A frozen copy: DDP sees no parameters that never get gradients (DESIGN.md §6).
         self.target_net = deepcopy(self.net).requires_grad_(False)
+        self.target_updater = TargetUpdater(self.target_net, self.net, target_tau, target_update_interval)
 
     def build_net(self, spec: EnvSpec) -> nn.Module:
         """The online Q-network: obs (B, *obs_shape) -> q (B, n_actions)."""
@@ -160,10 +156,4 @@ class DQN(RLPolicy):
 
     def update_target(self) -> None:
         """Hard sync every ``target_update_interval`` updates, or Polyak averaging every update."""
-        tau = self.hparams.target_tau
-        if tau < 1.0:
-            with torch.no_grad():
-                target = list(self.target_net.parameters())
-                torch._foreach_lerp_(target, list(self.net.parameters()), tau)
-        elif self.train_iter % self.hparams.target_update_interval == 0:
-            self.target_net.load_state_dict(self.net.state_dict())
+        self.target_updater.step(self.train_iter)

@@ -7,8 +7,9 @@ from typing import Any
 from tensordict import TensorDict
 
 from lightning_rl import keys
-from lightning_rl.policies.actor_critic import ActorCriticPolicy, Schedule, scheduled
+from lightning_rl.policies.actor_critic import ActorCriticPolicy, BudgetSchedule
 from lightning_rl.rl_utils import PPOData, ppo_error
+from lightning_rl.torch_utils import Schedule
 from lightning_rl.utils.checks import check_choice, check_positive
 
 
@@ -33,7 +34,7 @@ class PPO(ActorCriticPolicy):
         self,
         clip_ratio: float = 0.2,
         clip_ratio_final: float | None = None,
-        clip_schedule: Schedule = "constant",
+        clip_schedule: BudgetSchedule = "constant",
         dual_clip: float | None = None,
         value_clip_ratio: float | None = None,
         target_kl: float | None = None,
@@ -53,7 +54,7 @@ class PPO(ActorCriticPolicy):
 
     def training_update(self, batch: TensorDict) -> None:
         hp = self.hparams
-        clip = scheduled(hp.clip_ratio, hp.clip_ratio_final, hp.clip_schedule, self.progress())
+        clip = Schedule(hp.clip_ratio, hp.clip_ratio_final, hp.clip_schedule)(self.progress())
         log_prob, entropy, value = self.net.evaluate_actions(batch[keys.OBS], batch[keys.ACTION])
         data = PPOData(
             log_prob=log_prob,

@@ -1,85 +1,29 @@
-"""Pure tensor RL building blocks: TD losses, return estimators and exploration helpers."""
+"""Pure tensor RL building blocks: TD losses, return estimators and exploration helpers.
 
-from lightning_rl.rl_utils.a2c import A2CData, A2CLoss, a2c_error
-from lightning_rl.rl_utils.advantage import GAEReturns, gae
-from lightning_rl.rl_utils.exploration import (
-    GaussianNoise,
-    NoiseGenerator,
-    OUNoise,
-    add_action_noise,
-    epsilon_greedy,
-    epsilon_greedy_schedule,
-)
-from lightning_rl.rl_utils.ppo import PPOData, PPOInfo, PPOLoss, ppo_error
-from lightning_rl.rl_utils.td import (
-    DistNStepData,
-    QNStepData,
-    QOneStepData,
-    TDLambdaData,
-    VNStepData,
-    VOneStepData,
-    categorical_projection,
-    cql_penalty,
-    dist_nstep_td_error,
-    generalized_lambda_returns,
-    q_1step_td_error,
-    q_nstep_td_error,
-    q_nstep_td_error_with_rescale,
-    td_lambda_error,
-    v_1step_td_error,
-    v_nstep_td_error,
-    value_inv_transform,
-    value_transform,
-)
-from lightning_rl.rl_utils.upgo import upgo_loss, upgo_returns
-from lightning_rl.rl_utils.vtrace import VTraceData, VTraceLoss, VTraceReturns, vtrace, vtrace_error
+Each module lists its public names in ``__all__``; this package re-exports exactly those.
+"""
+
+from lightning_rl.rl_utils import a2c as _a2c
+from lightning_rl.rl_utils import advantage as _advantage
+from lightning_rl.rl_utils import exploration as _exploration
+from lightning_rl.rl_utils import ppo as _ppo
+from lightning_rl.rl_utils import td as _td
+from lightning_rl.rl_utils import upgo as _upgo
+from lightning_rl.rl_utils import vtrace as _vtrace
+from lightning_rl.rl_utils.a2c import *  # noqa: F403
+from lightning_rl.rl_utils.advantage import *  # noqa: F403
+from lightning_rl.rl_utils.exploration import *  # noqa: F403
+from lightning_rl.rl_utils.ppo import *  # noqa: F403
+from lightning_rl.rl_utils.td import *  # noqa: F403
+from lightning_rl.rl_utils.upgo import *  # noqa: F403
+from lightning_rl.rl_utils.vtrace import *  # noqa: F403
 
 __all__ = [
-    # td
-    "QOneStepData",
-    "QNStepData",
-    "VOneStepData",
-    "VNStepData",
-    "TDLambdaData",
-    "DistNStepData",
-    "q_1step_td_error",
-    "q_nstep_td_error",
-    "q_nstep_td_error_with_rescale",
-    "cql_penalty",
-    "v_1step_td_error",
-    "v_nstep_td_error",
-    "value_transform",
-    "value_inv_transform",
-    "generalized_lambda_returns",
-    "td_lambda_error",
-    "categorical_projection",
-    "dist_nstep_td_error",
-    # exploration
-    "epsilon_greedy_schedule",
-    "epsilon_greedy",
-    "NoiseGenerator",
-    "GaussianNoise",
-    "OUNoise",
-    "add_action_noise",
-    # advantage
-    "GAEReturns",
-    "gae",
-    # ppo
-    "PPOData",
-    "PPOLoss",
-    "PPOInfo",
-    "ppo_error",
-    # a2c
-    "A2CData",
-    "A2CLoss",
-    "a2c_error",
-    # vtrace
-    "VTraceReturns",
-    "VTraceData",
-    "VTraceLoss",
-    "vtrace",
-    "vtrace_error",
-    # upgo
-    "upgo_returns",
-    "upgo_loss",
+    *_td.__all__,
+    *_exploration.__all__,
+    *_advantage.__all__,
+    *_ppo.__all__,
+    *_a2c.__all__,
+    *_vtrace.__all__,
+    *_upgo.__all__,
 ]

@@ -13,7 +13,8 @@ from typing import NamedTuple
 
 import torch
 
-from lightning_rl.rl_utils.ppo import _check_flat_batch, _weighted_mean
+from lightning_rl.rl_utils._checks import check_batch, check_dim
+from lightning_rl.rl_utils.ppo import _weighted_mean
 
 __all__ = ["A2CData", "A2CLoss", "a2c_error"]
 
@@ -52,17 +53,8 @@ def a2c_error(data: A2CData) -> A2CLoss:
         - every output: :math:`()`.
     """
     log_prob, entropy, value, advantage, returns, weight = data
-    if log_prob.dim() != 1:
-        raise ValueError(f"log_prob must have shape (B,), got {tuple(log_prob.shape)}")
-    batch_size = log_prob.shape[0]
-    for name, tensor in (
-        ("entropy", entropy),
-        ("value", value),
-        ("advantage", advantage),
-        ("returns", returns),
-        ("weight", weight),
-    ):
-        _check_flat_batch(name, tensor, batch_size)
+    check_dim("log_prob", log_prob, 1, "(B,)")
+    check_batch(log_prob.shape[0], **data._asdict())  # every field is per sample
     policy_loss = -_weighted_mean(log_prob * advantage.detach(), weight)
     value_loss = 0.5 * _weighted_mean((value - returns.detach()).pow(2), weight)
     entropy_loss = -_weighted_mean(entropy, weight)

@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 import torch
 
+from lightning_rl.rl_utils._checks import check_time_major, check_unit_interval
+
 __all__ = ["GAEReturns", "gae"]
 
 
@@ -34,25 +36,8 @@ class GAEReturns(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Validation helpers shared by the time-major estimators (advantage, vtrace, upgo)
+# What the time-major estimators (advantage, vtrace, upgo) share
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _check_unit_interval(name: str, x: float) -> None:
-    if not 0.0 <= x <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {x}")
-
-
-def _check_time_major(reward: torch.Tensor, **tensors: torch.Tensor | None) -> tuple[int, int]:
-    """``reward`` must be ``(T, B)`` with T >= 1; every other given tensor the same shape."""
-    if reward.dim() != 2 or reward.shape[0] < 1:
-        raise ValueError(f"reward must have shape (T, B) with T >= 1, got {tuple(reward.shape)}")
-    for name, tensor in tensors.items():
-        if tensor is not None and tuple(tensor.shape) != tuple(reward.shape):
-            raise ValueError(
-                f"{name} must have shape (T, B) = {tuple(reward.shape)}, got {tuple(tensor.shape)}"
-            )
-    return reward.shape[0], reward.shape[1]
 
 
 def _masks(
@@ -66,6 +51,20 @@ def _masks(
     terminated = terminated.bool()
     done = terminated if truncated is None else terminated | truncated.bool()
     return (~terminated).to(reward.dtype), (~done).to(reward.dtype)
+
+
+def _checked_chunk(
+    reward: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor | None,
+    gamma: float,
+    **tensors: torch.Tensor | None,
+) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Check ``gamma`` and that ``terminated``, ``truncated`` and ``tensors`` have ``reward``'s shape (T, B);
+    return ``(T, not_terminated, not_done)`` (:func:`_masks`)."""
+    check_unit_interval("gamma", gamma)
+    time, _ = check_time_major(reward, **tensors, terminated=terminated, truncated=truncated)
+    return time, *_masks(reward, terminated, truncated)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -109,13 +108,11 @@ def gae(
         - terminated: :math:`(T, B)` bool or float; truncated: :math:`(T, B)` bool or float, or None.
         - advantage, returns: :math:`(T, B)`.
     """
-    _check_unit_interval("gamma", gamma)
-    _check_unit_interval("lambda_", lambda_)
-    time, _ = _check_time_major(
-        reward, value=value, next_value=next_value, terminated=terminated, truncated=truncated
+    check_unit_interval("lambda_", lambda_)
+    time, not_terminated, not_done = _checked_chunk(
+        reward, terminated, truncated, gamma, value=value, next_value=next_value
     )
     with torch.no_grad():
-        not_terminated, not_done = _masks(reward, terminated, truncated)
         value = value.detach()
         delta = reward + gamma * not_terminated * next_value.detach() - value
         trace = (gamma * lambda_) * not_done

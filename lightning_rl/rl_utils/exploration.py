@@ -1,53 +1,23 @@
-"""Exploration helpers: epsilon schedules, epsilon-greedy action selection and action noise."""
+"""Exploration helpers: epsilon-greedy action selection and action noise (epsilon schedules are
+:class:`lightning_rl.torch_utils.Schedule`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
+from lightning_rl.rl_utils._checks import check_dim, check_non_negative, check_unit_interval
+from lightning_rl.utils.checks import check_positive
+
 __all__ = [
-    "epsilon_greedy_schedule",
     "epsilon_greedy",
     "NoiseGenerator",
     "GaussianNoise",
     "OUNoise",
     "add_action_noise",
 ]
-
-SCHEDULE_KINDS = ("linear", "exp")
-
-
-def epsilon_greedy_schedule(
-    start: float, end: float, decay: int, kind: str = "linear"
-) -> Callable[[int], float]:
-    """Return ``step -> epsilon``.
-
-    ``"linear"`` goes from ``start`` to ``end`` over ``decay`` steps and stays at ``end`` afterwards.
-    ``"exp"`` is ``end + (start - end) * exp(-step / decay)``. Negative steps count as step 0.
-    """
-    if not 0.0 <= start <= 1.0:
-        raise ValueError(f"start must be in [0, 1], got {start}")
-    if not 0.0 <= end <= 1.0:
-        raise ValueError(f"end must be in [0, 1], got {end}")
-    if decay <= 0:
-        raise ValueError(f"decay must be > 0, got {decay}")
-    if kind not in SCHEDULE_KINDS:
-        raise ValueError(f"kind must be one of {SCHEDULE_KINDS}, got {kind!r}")
-
-    if kind == "linear":
-
-        def schedule(step: int) -> float:
-            progress = min(max(step, 0) / decay, 1.0)
-            return start + (end - start) * progress
-
-    else:
-
-        def schedule(step: int) -> float:
-            return end + (start - end) * math.exp(-max(step, 0) / decay)
-
-    return schedule
 
 
 def epsilon_greedy(q: torch.Tensor, epsilon: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -60,10 +30,8 @@ def epsilon_greedy(q: torch.Tensor, epsilon: float, generator: torch.Generator |
         - q: :math:`(B, A)`.
         - output: :math:`(B,)` int64.
     """
-    if q.dim() != 2:
-        raise ValueError(f"q must have shape (B, A), got {tuple(q.shape)}")
-    if not 0.0 <= epsilon <= 1.0:
-        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+    check_dim("q", q, 2, "(B, A)")
+    check_unit_interval("epsilon", epsilon)
     batch_size, action_dim = q.shape
     device = generator.device if generator is not None else q.device
     explore = torch.rand(batch_size, generator=generator, device=device) < epsilon
@@ -86,8 +54,7 @@ class GaussianNoise(NoiseGenerator):
     """I.i.d. Gaussian noise ``N(mu, sigma^2)`` (float32, CPU unless the generator lives elsewhere)."""
 
     def __init__(self, mu: float = 0.0, sigma: float = 1.0) -> None:
-        if sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        check_non_negative(sigma=sigma)
         self.mu = mu
         self.sigma = sigma
 
@@ -115,12 +82,8 @@ class OUNoise(NoiseGenerator):
         dt: float = 1e-2,
         x0: float | torch.Tensor | None = None,
     ) -> None:
-        if sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {sigma}")
-        if theta < 0:
-            raise ValueError(f"theta must be >= 0, got {theta}")
-        if dt <= 0:
-            raise ValueError(f"dt must be > 0, got {dt}")
+        check_non_negative(sigma=sigma, theta=theta)
+        check_positive(dt=dt)
         self.mu = mu
         self.sigma = sigma
         self.theta = theta
@@ -169,8 +132,7 @@ def add_action_noise(
         noise = noise(action.shape)
     noise = noise.to(device=action.device, dtype=action.dtype)
     if noise_clip is not None:
-        if noise_clip < 0:
-            raise ValueError(f"noise_clip must be >= 0, got {noise_clip}")
+        check_non_negative(noise_clip=noise_clip)
         noise = noise.clamp(-noise_clip, noise_clip)
     if not isinstance(low, torch.Tensor) and not isinstance(high, torch.Tensor) and low > high:
         raise ValueError(f"low must be <= high, got low={low}, high={high}")

@@ -24,6 +24,9 @@ from typing import NamedTuple
 
 import torch
 
+from lightning_rl.rl_utils._checks import check_batch, check_dim
+from lightning_rl.utils.checks import check_positive
+
 __all__ = ["PPOData", "PPOLoss", "PPOInfo", "ppo_error"]
 
 
@@ -56,11 +59,6 @@ class PPOInfo(NamedTuple):
 
     approx_kl: torch.Tensor
     clip_fraction: torch.Tensor
-
-
-def _check_flat_batch(name: str, tensor: torch.Tensor | None, batch_size: int) -> None:
-    if tensor is not None and tuple(tensor.shape) != (batch_size,):
-        raise ValueError(f"{name} must have shape (B,) = ({batch_size},), got {tuple(tensor.shape)}")
 
 
 def _weighted_mean(per_sample: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -107,26 +105,14 @@ def ppo_error(
         - weight: :math:`(B,)` or None.
         - every output: :math:`()`.
     """
-    if not clip_ratio > 0:
-        raise ValueError(f"clip_ratio must be > 0, got {clip_ratio}")
+    check_positive(clip_ratio=clip_ratio)
     if dual_clip is not None and not dual_clip > 1:
         raise ValueError(f"dual_clip must be > 1 (or None), got {dual_clip}")
     if value_clip_ratio is not None and not value_clip_ratio > 0:
         raise ValueError(f"value_clip_ratio must be > 0 (or None), got {value_clip_ratio}")
     log_prob, old_log_prob, entropy, value, old_value, advantage, returns, weight = data
-    if log_prob.dim() != 1:
-        raise ValueError(f"log_prob must have shape (B,), got {tuple(log_prob.shape)}")
-    batch_size = log_prob.shape[0]
-    for name, tensor in (
-        ("old_log_prob", old_log_prob),
-        ("entropy", entropy),
-        ("value", value),
-        ("old_value", old_value),
-        ("advantage", advantage),
-        ("returns", returns),
-        ("weight", weight),
-    ):
-        _check_flat_batch(name, tensor, batch_size)
+    check_dim("log_prob", log_prob, 1, "(B,)")
+    check_batch(log_prob.shape[0], **data._asdict())  # every field is per sample (old_value may be None)
     if value_clip_ratio is not None and old_value is None:
         raise ValueError("old_value must be given when value_clip_ratio is set")
 

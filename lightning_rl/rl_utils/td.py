@@ -21,6 +21,15 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from lightning_rl.rl_utils._checks import (
+    check_batch,
+    check_choice,
+    check_dim,
+    check_non_negative,
+    check_shape,
+    check_unit_interval,
+)
+
 __all__ = [
     "QOneStepData",
     "QNStepData",
@@ -123,28 +132,6 @@ class DistNStepData(NamedTuple):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _check_gamma(gamma: float) -> None:
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-
-
-def _check_loss_type(loss_type: str) -> None:
-    if loss_type not in LOSS_TYPES:
-        raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
-
-
-def _check_shape(name: str, tensor: torch.Tensor, shape: tuple[int, ...]) -> None:
-    if tuple(tensor.shape) != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(tensor.shape)}")
-
-
-def _check_batch(batch_size: int, **tensors: torch.Tensor | None) -> None:
-    """Every given per-sample tensor must have shape ``(B,)``."""
-    for name, tensor in tensors.items():
-        if tensor is not None:
-            _check_shape(name, tensor, (batch_size,))
-
-
 def _nstep_reward(reward: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Accept ``(B,)`` as a 1-step window; return ``(B, n)``."""
     if reward.dim() == 1:
@@ -202,14 +189,35 @@ def _check_q_data(
     steps: torch.Tensor | None,
     weight: torch.Tensor | None,
 ) -> int:
-    if q.dim() != 2:
-        raise ValueError(f"q must have shape (B, A), got {tuple(q.shape)}")
-    _check_shape("next_q", next_q, tuple(q.shape))
+    check_dim("q", q, 2, "(B, A)")
+    check_shape("next_q", next_q, tuple(q.shape))
     batch_size = q.shape[0]
-    _check_batch(
+    check_batch(
         batch_size, action=action, terminated=terminated, next_action=next_action, steps=steps, weight=weight
     )
     return batch_size
+
+
+def _q_nstep_loss(
+    data: QNStepData, gamma: float, loss_type: str, rescale_eps: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`q_nstep_td_error`, or with ``rescale_eps`` :func:`q_nstep_td_error_with_rescale`."""
+    check_unit_interval("gamma", gamma)
+    check_choice("loss_type", loss_type, LOSS_TYPES)
+    q, next_q, action, reward, terminated, next_action, steps, weight = data
+    batch_size = _check_q_data(q, next_q, action, terminated, next_action, steps, weight)
+    reward = _nstep_reward(reward, batch_size)
+
+    with torch.no_grad():
+        discounted_reward, bootstrap = _discounted_reward_and_bootstrap(reward, terminated, steps, gamma)
+        next_value = _select_next_q(next_q, next_action)
+        if rescale_eps is None:
+            target = discounted_reward + bootstrap * next_value
+        else:
+            next_value = value_inv_transform(next_value, rescale_eps)
+            target = value_transform(discounted_reward + bootstrap * next_value, rescale_eps)
+    q_taken = q.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+    return _weighted_loss(q_taken, target, weight, loss_type)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -245,17 +253,7 @@ def q_nstep_td_error(
         - weight: :math:`(B,)` or None.
         - loss: :math:`()`; abs_td_error: :math:`(B,)`.
     """
-    _check_gamma(gamma)
-    _check_loss_type(loss_type)
-    q, next_q, action, reward, terminated, next_action, steps, weight = data
-    batch_size = _check_q_data(q, next_q, action, terminated, next_action, steps, weight)
-    reward = _nstep_reward(reward, batch_size)
-
-    with torch.no_grad():
-        discounted_reward, bootstrap = _discounted_reward_and_bootstrap(reward, terminated, steps, gamma)
-        target = discounted_reward + bootstrap * _select_next_q(next_q, next_action)
-    q_taken = q.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
-    return _weighted_loss(q_taken, target, weight, loss_type)
+    return _q_nstep_loss(data, gamma, loss_type, rescale_eps=None)
 
 
 def q_1step_td_error(
@@ -278,8 +276,7 @@ def q_1step_td_error(
         - loss: :math:`()`; abs_td_error: :math:`(B,)`.
     """
     q, next_q, action, reward, terminated, next_action, weight = data
-    if reward.shape != (q.shape[0],):
-        raise ValueError(f"reward must have shape ({q.shape[0]},), got {tuple(reward.shape)}")
+    check_shape("reward", reward, (q.shape[0],))
     nstep_data = QNStepData(q, next_q, action, reward, terminated, next_action, None, weight)
     return q_nstep_td_error(nstep_data, gamma, loss_type)
 
@@ -299,9 +296,8 @@ def cql_penalty(q: torch.Tensor, action: torch.Tensor, weight: torch.Tensor | No
         - weight: :math:`(B,)` or None (all ones).
         - penalty: :math:`()`.
     """
-    if q.dim() != 2:
-        raise ValueError(f"q must have shape (B, A), got {tuple(q.shape)}")
-    _check_batch(q.shape[0], action=action, weight=weight)
+    check_dim("q", q, 2, "(B, A)")
+    check_batch(q.shape[0], action=action, weight=weight)
     q_taken = q.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
     per_sample = torch.logsumexp(q, dim=-1) - q_taken
     if weight is not None:
@@ -320,8 +316,7 @@ def value_transform(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     Shapes:
         - x: any; output: same as x.
     """
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+    check_non_negative(eps=eps)
     return torch.sign(x) * (torch.sqrt(x.abs() + 1.0) - 1.0) + eps * x
 
 
@@ -335,8 +330,7 @@ def value_inv_transform(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     Shapes:
         - x: any; output: same as x.
     """
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+    check_non_negative(eps=eps)
     abs_x = x.abs()
     root = torch.sqrt(1.0 + 4.0 * eps * (abs_x + 1.0 + eps))
     y_minus_1 = 4.0 * abs_x * (1.0 + eps + abs_x) / ((1.0 + 2.0 * eps + 2.0 * abs_x + root) * (root + 1.0))
@@ -359,18 +353,7 @@ def q_nstep_td_error_with_rescale(
     Shapes:
         As :func:`q_nstep_td_error`.
     """
-    _check_gamma(gamma)
-    _check_loss_type(loss_type)
-    q, next_q, action, reward, terminated, next_action, steps, weight = data
-    batch_size = _check_q_data(q, next_q, action, terminated, next_action, steps, weight)
-    reward = _nstep_reward(reward, batch_size)
-
-    with torch.no_grad():
-        discounted_reward, bootstrap = _discounted_reward_and_bootstrap(reward, terminated, steps, gamma)
-        next_value = value_inv_transform(_select_next_q(next_q, next_action), eps)
-        target = value_transform(discounted_reward + bootstrap * next_value, eps)
-    q_taken = q.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
-    return _weighted_loss(q_taken, target, weight, loss_type)
+    return _q_nstep_loss(data, gamma, loss_type, rescale_eps=eps)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -395,13 +378,12 @@ def v_nstep_td_error(
         - terminated: :math:`(B,)`; steps: :math:`(B,)` int64 or None; weight: :math:`(B,)` or None.
         - loss: :math:`()`; abs_td_error: :math:`(B,)`.
     """
-    _check_gamma(gamma)
-    _check_loss_type(loss_type)
+    check_unit_interval("gamma", gamma)
+    check_choice("loss_type", loss_type, LOSS_TYPES)
     v, next_v, reward, terminated, steps, weight = data
-    if v.dim() != 1:
-        raise ValueError(f"v must have shape (B,), got {tuple(v.shape)}")
+    check_dim("v", v, 1, "(B,)")
     batch_size = v.shape[0]
-    _check_batch(batch_size, next_v=next_v, terminated=terminated, steps=steps, weight=weight)
+    check_batch(batch_size, next_v=next_v, terminated=terminated, steps=steps, weight=weight)
     reward = _nstep_reward(reward, batch_size)
 
     with torch.no_grad():
@@ -423,8 +405,7 @@ def v_1step_td_error(
         - loss: :math:`()`; abs_td_error: :math:`(B,)`.
     """
     v, next_v, reward, terminated, weight = data
-    if reward.shape != v.shape:
-        raise ValueError(f"reward must have shape {tuple(v.shape)}, got {tuple(reward.shape)}")
+    check_shape("reward", reward, tuple(v.shape))
     return v_nstep_td_error(VNStepData(v, next_v, reward, terminated, None, weight), gamma, loss_type)
 
 
@@ -466,21 +447,19 @@ def generalized_lambda_returns(
         - lambda_: float in [0, 1] or :math:`(T, B)`.
         - output: :math:`(T, B)`.
     """
-    if rewards.dim() != 2:
-        raise ValueError(f"rewards must have shape (T, B), got {tuple(rewards.shape)}")
-    _check_shape("state_values", state_values, tuple(rewards.shape))
+    check_dim("rewards", rewards, 2, "(T, B)")
+    check_shape("state_values", state_values, tuple(rewards.shape))
     if bootstrap_value is None:
         bootstrap_value = state_values[-1]
-    _check_shape("bootstrap_value", bootstrap_value, (rewards.shape[1],))
+    check_shape("bootstrap_value", bootstrap_value, (rewards.shape[1],))
     if isinstance(pcontinues, torch.Tensor):
-        _check_shape("pcontinues", pcontinues, tuple(rewards.shape))
+        check_shape("pcontinues", pcontinues, tuple(rewards.shape))
     else:
         pcontinues = torch.full_like(rewards, float(pcontinues))
     if isinstance(lambda_, torch.Tensor):
-        _check_shape("lambda_", lambda_, tuple(rewards.shape))
-    elif not 0.0 <= lambda_ <= 1.0:
-        raise ValueError(f"lambda_ must be in [0, 1], got {lambda_}")
+        check_shape("lambda_", lambda_, tuple(rewards.shape))
     else:
+        check_unit_interval("lambda_", lambda_)
         lambda_ = torch.full_like(rewards, float(lambda_))
 
     with torch.no_grad():
@@ -514,17 +493,16 @@ def td_lambda_error(data: TDLambdaData, gamma: float = 0.9, lambda_: float = 0.8
         - terminated: :math:`(T, B)` bool or float, or None.
         - loss: :math:`()`.
     """
-    _check_gamma(gamma)
+    check_unit_interval("gamma", gamma)
     value, reward, weight, terminated = data
-    if reward.dim() != 2:
-        raise ValueError(f"reward must have shape (T, B), got {tuple(reward.shape)}")
+    check_dim("reward", reward, 2, "(T, B)")
     time, batch_size = reward.shape
-    _check_shape("value", value, (time + 1, batch_size))
-    _check_batch(batch_size, weight=weight)
+    check_shape("value", value, (time + 1, batch_size))
+    check_batch(batch_size, weight=weight)
     if terminated is None:
         pcontinues = torch.full_like(reward, gamma)
     else:
-        _check_shape("terminated", terminated, (time, batch_size))
+        check_shape("terminated", terminated, (time, batch_size))
         pcontinues = gamma * (1.0 - terminated.to(reward.dtype))
     returns = generalized_lambda_returns(reward, pcontinues, value[1:], value[-1], lambda_)
     per_step = (returns - value[:-1]).pow(2)
@@ -563,7 +541,7 @@ def categorical_projection(
     if not v_min < v_max:
         raise ValueError(f"v_min must be < v_max, got v_min={v_min}, v_max={v_max}")
     batch_size, n_atom = next_dist.shape
-    _check_batch(batch_size, discounted_reward=discounted_reward, bootstrap_discount=bootstrap_discount)
+    check_batch(batch_size, discounted_reward=discounted_reward, bootstrap_discount=bootstrap_discount)
 
     with torch.no_grad():
         support = torch.linspace(v_min, v_max, n_atom, device=next_dist.device, dtype=next_dist.dtype)
@@ -605,13 +583,13 @@ def dist_nstep_td_error(
         - terminated: :math:`(B,)`; steps: :math:`(B,)` int64 or None; weight: :math:`(B,)` or None.
         - loss: :math:`()`; cross_entropy: :math:`(B,)`.
     """
-    _check_gamma(gamma)
+    check_unit_interval("gamma", gamma)
     dist, next_dist, action, next_action, reward, terminated, steps, weight = data
     if dist.dim() != 3 or dist.shape[-1] != n_atom:
         raise ValueError(f"dist must have shape (B, A, n_atom={n_atom}), got {tuple(dist.shape)}")
-    _check_shape("next_dist", next_dist, tuple(dist.shape))
+    check_shape("next_dist", next_dist, tuple(dist.shape))
     batch_size = dist.shape[0]
-    _check_batch(
+    check_batch(
         batch_size, action=action, next_action=next_action, terminated=terminated, steps=steps, weight=weight
     )
     reward = _nstep_reward(reward, batch_size)

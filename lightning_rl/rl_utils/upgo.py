@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from lightning_rl.rl_utils.advantage import _check_time_major, _check_unit_interval, _masks
+from lightning_rl.rl_utils._checks import check_clip, check_time_major
+from lightning_rl.rl_utils.advantage import _checked_chunk
 
 __all__ = ["upgo_returns", "upgo_loss"]
 
@@ -42,12 +43,10 @@ def upgo_returns(
         - terminated: :math:`(T, B)` bool or float; truncated: :math:`(T, B)` or None.
         - output: :math:`(T, B)`.
     """
-    _check_unit_interval("gamma", gamma)
-    time, _ = _check_time_major(
-        reward, value=value, next_value=next_value, terminated=terminated, truncated=truncated
+    time, not_terminated, not_done = _checked_chunk(
+        reward, terminated, truncated, gamma, value=value, next_value=next_value
     )
     with torch.no_grad():
-        not_terminated, not_done = _masks(reward, terminated, truncated)
         value = value.detach()
         next_value = next_value.detach()
         bootstrap = gamma * not_terminated
@@ -90,9 +89,8 @@ def upgo_loss(
         - reward, value, next_value, terminated: :math:`(T, B)`; truncated: :math:`(T, B)` or None.
         - output: :math:`()`.
     """
-    if not rho_clip > 0:
-        raise ValueError(f"rho_clip must be > 0 (float('inf') for no clipping), got {rho_clip}")
-    _check_time_major(reward, target_log_prob=target_log_prob, rhos=rhos)
+    check_clip("rho_clip", rho_clip)
+    check_time_major(reward, target_log_prob=target_log_prob, rhos=rhos)
     returns = upgo_returns(reward, value, next_value, terminated, truncated, gamma)
     with torch.no_grad():
         advantage = rhos.detach().clamp(max=rho_clip) * (returns - value.detach())

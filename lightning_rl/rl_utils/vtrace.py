@@ -17,7 +17,8 @@ from typing import NamedTuple
 
 import torch
 
-from lightning_rl.rl_utils.advantage import _check_time_major, _check_unit_interval, _masks
+from lightning_rl.rl_utils._checks import check_clip, check_time_major, check_unit_interval
+from lightning_rl.rl_utils.advantage import _checked_chunk
 
 __all__ = ["VTraceReturns", "VTraceData", "VTraceLoss", "vtrace", "vtrace_error"]
 
@@ -49,11 +50,6 @@ class VTraceLoss(NamedTuple):
     policy_loss: torch.Tensor
     value_loss: torch.Tensor
     entropy_loss: torch.Tensor
-
-
-def _check_clip(name: str, x: float) -> None:
-    if not x > 0:
-        raise ValueError(f"{name} must be > 0 (float('inf') for no clipping), got {x}")
 
 
 def vtrace(
@@ -103,22 +99,21 @@ def vtrace(
         - terminated: :math:`(T, B)` bool or float; truncated: :math:`(T, B)` or None.
         - vs, pg_advantage: :math:`(T, B)`.
     """
-    _check_unit_interval("gamma", gamma)
-    _check_unit_interval("lambda_", lambda_)
-    _check_clip("rho_clip", rho_clip)
-    _check_clip("c_clip", c_clip)
-    _check_clip("pg_rho_clip", pg_rho_clip)
-    time, _ = _check_time_major(
+    check_unit_interval("lambda_", lambda_)
+    check_clip("rho_clip", rho_clip)
+    check_clip("c_clip", c_clip)
+    check_clip("pg_rho_clip", pg_rho_clip)
+    time, not_terminated, not_done = _checked_chunk(
         reward,
+        terminated,
+        truncated,
+        gamma,
         target_log_prob=target_log_prob,
         behaviour_log_prob=behaviour_log_prob,
         value=value,
         next_value=next_value,
-        terminated=terminated,
-        truncated=truncated,
     )
     with torch.no_grad():
-        not_terminated, not_done = _masks(reward, terminated, truncated)
         value = value.detach()
         next_value = next_value.detach()
         ratio = torch.exp(target_log_prob.detach() - behaviour_log_prob.detach()).to(reward.dtype)
@@ -174,7 +169,7 @@ def vtrace_error(
         truncated,
         weight,
     ) = data
-    _check_time_major(reward, entropy=entropy, weight=weight)
+    check_time_major(reward, entropy=entropy, weight=weight)
     vs, pg_advantage = vtrace(
         target_log_prob,
         behaviour_log_prob,

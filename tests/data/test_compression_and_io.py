@@ -82,7 +82,7 @@ def test_atomic_save_failure_keeps_old_file_and_leaves_no_temp(tmp_path):
 
 
 def test_atomic_checkpoint_io_keeps_the_old_checkpoint_when_a_save_fails(tmp_path):
-    from lightning_rl.utils.checkpoint_io import AtomicCheckpointIO
+    from lightning_rl.checkpoint_io import AtomicCheckpointIO
 
     io = AtomicCheckpointIO()
     path = tmp_path / "nested" / "last.ckpt"

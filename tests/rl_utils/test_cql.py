@@ -34,7 +34,7 @@ def test_cql_penalty_weights_samples_and_ignores_a_constant_shift():
 def test_cql_penalty_rejects_bad_shapes():
     with pytest.raises(ValueError, match=r"q must have shape \(B, A\), got \(3,\)"):
         cql_penalty(torch.zeros(3), torch.zeros(3, dtype=torch.int64))
-    with pytest.raises(ValueError, match=r"action must have shape \(2,\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"action must have shape \(B,\) = \(2,\), got \(3,\)"):
         cql_penalty(torch.zeros(2, 4), torch.zeros(3, dtype=torch.int64))
-    with pytest.raises(ValueError, match=r"weight must have shape \(2,\), got \(2, 1\)"):
+    with pytest.raises(ValueError, match=r"weight must have shape \(B,\) = \(2,\), got \(2, 1\)"):
         cql_penalty(torch.zeros(2, 4), torch.zeros(2, dtype=torch.int64), weight=torch.ones(2, 1))

@@ -1,8 +1,9 @@
 """Hand-computed checks of ``lightning_rl.rl_utils.exploration``."""
 
-import math
+from functools import partial
 
 import pytest
+import tensor_helpers
 import torch
 
 from lightning_rl.rl_utils import (
@@ -11,43 +12,9 @@ from lightning_rl.rl_utils import (
     OUNoise,
     add_action_noise,
     epsilon_greedy,
-    epsilon_greedy_schedule,
 )
 
-
-def close(actual, expected, atol=1e-6):
-    torch.testing.assert_close(actual, torch.as_tensor(expected, dtype=actual.dtype), atol=atol, rtol=1e-6)
-
-
-def test_linear_epsilon_schedule():
-    schedule = epsilon_greedy_schedule(1.0, 0.1, decay=100)
-    # 1 + (0.1 - 1) * step / 100, constant after step 100
-    assert schedule(0) == pytest.approx(1.0)
-    assert schedule(50) == pytest.approx(0.55)
-    assert schedule(100) == pytest.approx(0.1)
-    assert schedule(10_000) == pytest.approx(0.1)
-
-
-def test_exp_epsilon_schedule():
-    schedule = epsilon_greedy_schedule(1.0, 0.1, decay=100, kind="exp")
-    assert schedule(0) == pytest.approx(1.0)
-    assert schedule(100) == pytest.approx(0.1 + 0.9 * math.exp(-1))  # 0.43109
-    assert schedule(200) == pytest.approx(0.1 + 0.9 * math.exp(-2))  # 0.22180
-    assert schedule(100_000) == pytest.approx(0.1)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "name"),
-    [
-        (dict(start=1.5, end=0.1, decay=10), "start"),
-        (dict(start=1.0, end=-0.1, decay=10), "end"),
-        (dict(start=1.0, end=0.1, decay=0), "decay"),
-        (dict(start=1.0, end=0.1, decay=10, kind="cosine"), "kind"),
-    ],
-)
-def test_epsilon_schedule_bad_arguments(kwargs, name):
-    with pytest.raises(ValueError, match=name):
-        epsilon_greedy_schedule(**kwargs)
+close = partial(tensor_helpers.close, atol=1e-6, rtol=1e-6)
 
 
 def test_epsilon_greedy_zero_is_argmax():

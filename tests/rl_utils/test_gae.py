@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from tensor_helpers import close, column, t
+from tensor_helpers import as_lists, close, column, random_chunk, t
 
 from lightning_rl.rl_utils import GAEReturns, gae
 
@@ -53,21 +53,10 @@ def reference_gae(reward, value, next_value, terminated, truncated, gamma, lambd
 @pytest.mark.parametrize("time,batch", [(1, 1), (5, 3), (17, 4)])
 def test_gae_matches_python_reference_on_random_data(time, batch):
     gen = torch.Generator().manual_seed(time * 100 + batch)
-    reward = torch.randn(time, batch, generator=gen, dtype=torch.float64)
-    value = torch.randn(time, batch, generator=gen, dtype=torch.float64)
-    next_value = torch.randn(time, batch, generator=gen, dtype=torch.float64)
-    terminated = torch.rand(time, batch, generator=gen) < 0.2
-    truncated = (torch.rand(time, batch, generator=gen) < 0.2) & ~terminated
+    chunk = random_chunk(time, batch, gen)
+    reward, value, next_value, terminated, truncated = chunk
     for gamma, lambda_ in ((0.99, 0.95), (0.9, 0.0), (1.0, 1.0), (0.5, 0.7)):
-        expected = reference_gae(
-            reward.tolist(),
-            value.tolist(),
-            next_value.tolist(),
-            terminated.tolist(),
-            truncated.tolist(),
-            gamma,
-            lambda_,
-        )
+        expected = reference_gae(*as_lists(*chunk), gamma, lambda_)
         advantage, returns = gae(reward, value, next_value, terminated, truncated, gamma, lambda_)
         torch.testing.assert_close(advantage, expected)
         torch.testing.assert_close(returns, expected + value)
@@ -82,14 +71,10 @@ def test_gae_matches_python_reference_on_random_data(time, batch):
 def test_gae_lambda_zero_is_td0_and_lambda_one_is_monte_carlo():
     gen = torch.Generator().manual_seed(3)
     time, batch, gamma = 9, 5, 0.9
-    reward = torch.randn(time, batch, generator=gen, dtype=torch.float64)
-    value = torch.randn(time, batch, generator=gen, dtype=torch.float64)
-    next_value = torch.randn(time, batch, generator=gen, dtype=torch.float64)
-    terminated = torch.rand(time, batch, generator=gen) < 0.25
+    reward, value, next_value, terminated, truncated = random_chunk(time, batch, gen, p_end=0.25)
     no_truncation = torch.zeros(time, batch, dtype=torch.bool)
 
     # lambda 0: the TD(0) error, truncations or not
-    truncated = (torch.rand(time, batch, generator=gen) < 0.25) & ~terminated
     advantage, _ = gae(reward, value, next_value, terminated, truncated, gamma, 0.0)
     torch.testing.assert_close(advantage, reward + gamma * (~terminated) * next_value - value)
 

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from tensor_helpers import close, column
+from tensor_helpers import as_lists, close, column, random_chunk
 
 from lightning_rl.rl_utils import generalized_lambda_returns, upgo_loss, upgo_returns
 
@@ -62,20 +62,10 @@ def reference_upgo(reward, value, next_value, terminated, truncated, gamma):
 @pytest.mark.parametrize("time,batch", [(1, 3), (7, 2), (16, 5)])
 def test_upgo_returns_match_python_reference_on_random_data(time, batch):
     gen = torch.Generator().manual_seed(time + 31 * batch)
-    reward = torch.randn(time, batch, generator=gen, dtype=torch.float64)
-    value = torch.randn(time, batch, generator=gen, dtype=torch.float64)
-    next_value = torch.randn(time, batch, generator=gen, dtype=torch.float64)
-    terminated = torch.rand(time, batch, generator=gen) < 0.2
-    truncated = (torch.rand(time, batch, generator=gen) < 0.2) & ~terminated
+    chunk = random_chunk(time, batch, gen)
+    reward, value, next_value, terminated, truncated = chunk
     for gamma in (0.0, 0.9, 1.0):
-        expected = reference_upgo(
-            reward.tolist(),
-            value.tolist(),
-            next_value.tolist(),
-            terminated.tolist(),
-            truncated.tolist(),
-            gamma,
-        )
+        expected = reference_upgo(*as_lists(*chunk), gamma)
         torch.testing.assert_close(
             upgo_returns(reward, value, next_value, terminated, truncated, gamma), expected
         )

@@ -1,4 +1,7 @@
-"""Observation encoders: an MLP for vector observations, the Nature-DQN CNN for images."""
+"""Network blocks: observation encoders (an MLP for vectors, the Nature-DQN CNN for images) and init helpers.
+
+Generic ``nn.Module`` building blocks; the RL models (``lightning_rl.models``) assemble them with heads.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+__all__ = ["MLPEncoder", "NatureCNNEncoder", "make_encoder", "orthogonal_init_"]
 
 
 class MLPEncoder(nn.Module):
@@ -78,3 +83,12 @@ def make_encoder(obs_shape: Sequence[int], hidden_sizes: Sequence[int] = (256, 2
         f"obs_shape {obs_shape} is not supported; allowed: (D,) vectors or (C, H, W) images "
         "(wrap other observations, e.g. with gymnasium.wrappers.FlattenObservation)"
     )
+
+
+def orthogonal_init_(module: nn.Module, gain: float, bias: float = 0.0) -> None:
+    """Orthogonal weights with ``gain`` and constant ``bias`` for every Linear / Conv2d in ``module``."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear | nn.Conv2d):
+            nn.init.orthogonal_(m.weight, gain)
+            if m.bias is not None:
+                nn.init.constant_(m.bias, bias)

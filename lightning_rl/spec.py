@@ -3,6 +3,8 @@
 `EnvSpec` is built from gymnasium spaces once, by the DataModule, and handed to the policy (the CLI
 links ``data.env_spec`` to ``model.env_spec``). It travels as a dict of primitives so it can live in
 ``hparams`` and in checkpoints that load with ``torch.load(weights_only=True)``.
+
+A leaf module beside ``keys.py``: it imports nothing from ``lightning_rl``, so every layer may use it.
 """
 
 from __future__ import annotations
