@@ -120,11 +120,6 @@ def test_fcdqn_network():
     env.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs rl_utils.q_1step_td_data(q, next_q, action, reward, terminated) and "
-    "q_1step_td_error(data, gamma, weight) with the importance weights as its third positional argument",
-)
 def test_dqn_graph_loss():
     # from nervex.rl_utils import q_1step_td_data, q_1step_td_error
     # ...

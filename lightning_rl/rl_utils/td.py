@@ -32,6 +32,7 @@ from lightning_rl.rl_utils._checks import (
 
 __all__ = [
     "QOneStepData",
+    "q_1step_td_data",
     "QNStepData",
     "VOneStepData",
     "VNStepData",
@@ -69,6 +70,9 @@ class QOneStepData(NamedTuple):
     terminated: torch.Tensor
     next_action: torch.Tensor | None = None
     weight: torch.Tensor | None = None
+
+
+q_1step_td_data = QOneStepData  # nerveX's / DI-engine's name, built as (q, next_q, action, reward, done)
 
 
 class QNStepData(NamedTuple):
@@ -257,12 +261,14 @@ def q_nstep_td_error(
 
 
 def q_1step_td_error(
-    data: QOneStepData, gamma: float, loss_type: str = "mse"
+    data: QOneStepData, gamma: float, weight: torch.Tensor | None = None, loss_type: str = "mse"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One-step Q-learning TD loss (DQN / double DQN).
 
     ``target = r_t + gamma * (1 - terminated) * next_q[next_action]`` with ``next_action`` defaulting to
-    ``argmax next_q``. Same as :func:`q_nstep_td_error` with n = 1.
+    ``argmax next_q``. Same as :func:`q_nstep_td_error` with n = 1. The importance weights come in
+    ``data.weight`` or, as nerveX's ``q_1step_td_error(data, gamma, weights)`` takes them, in
+    ``weight`` (not both).
 
     Returns:
         ``(loss, abs_td_error)`` as in :func:`q_nstep_td_error`.
@@ -275,7 +281,10 @@ def q_1step_td_error(
         - weight: :math:`(B,)` or None.
         - loss: :math:`()`; abs_td_error: :math:`(B,)`.
     """
-    q, next_q, action, reward, terminated, next_action, weight = data
+    q, next_q, action, reward, terminated, next_action, data_weight = data
+    if weight is not None and data_weight is not None:
+        raise ValueError("weight is given twice: in data.weight and as the weight argument; give one")
+    weight = data_weight if weight is None else weight
     check_shape("reward", reward, (q.shape[0],))
     nstep_data = QNStepData(q, next_q, action, reward, terminated, next_action, None, weight)
     return q_nstep_td_error(nstep_data, gamma, loss_type)

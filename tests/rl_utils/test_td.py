@@ -487,3 +487,12 @@ def test_bad_arguments_raise_value_error_naming_the_argument():
     data = DistNStepData(dist, dist, t([0], torch.int64), t([0], torch.int64), t([[0.0]]), t([0.0]))
     with pytest.raises(ValueError, match="n_atom"):
         dist_nstep_td_error(data, 0.9, -2.0, 2.0, n_atom=51)
+
+
+def test_q_1step_weight_comes_in_the_data_or_as_nervex_third_argument():
+    weight = t([2.0, 0.5])
+    in_data, _ = q_1step_td_error(one_step_q_data(weight=weight), 0.9)
+    as_argument, _ = q_1step_td_error(one_step_q_data(), 0.9, weight)
+    close(in_data, as_argument)
+    with pytest.raises(ValueError, match="weight is given twice"):
+        q_1step_td_error(one_step_q_data(weight=weight), 0.9, weight)
