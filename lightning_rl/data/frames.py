@@ -79,9 +79,9 @@ class FrameStore:
         check_int("n_envs", n_envs, 1)
         if not isinstance(compress, bool):
             raise ValueError(f"compress must be a bool (True or False), got {compress!r}")
-        self._capacity = capacity
-        self._n_envs = n_envs
-        self._compress = compress
+        self.capacity = capacity
+        self.n_envs = n_envs
+        self.compress = compress
         self._frame_shape: tuple[int, ...] | None = None  # set by the first encode()
         self._stack = 0  # k; 0 until the first encode()
         self._frame_bytes = 0
@@ -104,18 +104,6 @@ class FrameStore:
 
     # ------------------------------------------------------------------ properties
     @property
-    def capacity(self) -> int:
-        return self._capacity
-
-    @property
-    def n_envs(self) -> int:
-        return self._n_envs
-
-    @property
-    def compress(self) -> bool:
-        return self._compress
-
-    @property
     def frame_shape(self) -> tuple[int, ...] | None:
         """Shape of one frame (``obs.shape[2:]`` of the first :meth:`encode`), ``None`` before it."""
         return self._frame_shape
@@ -128,12 +116,12 @@ class FrameStore:
     @property
     def oldest_id(self) -> int:
         """Oldest held frame id: ids in ``[oldest_id, next_id)`` can be decoded."""
-        return max(0, self._next_id - self._capacity)
+        return max(0, self._next_id - self.capacity)
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(capacity={self._capacity}, n_envs={self._n_envs}, "
-            f"compress={self._compress}, frame_shape={self._frame_shape}, next_id={self._next_id})"
+            f"{type(self).__name__}(capacity={self.capacity}, n_envs={self.n_envs}, "
+            f"compress={self.compress}, frame_shape={self._frame_shape}, next_id={self._next_id})"
         )
 
     # ------------------------------------------------------------------ encode
@@ -170,9 +158,9 @@ class FrameStore:
         while True:
             ids, new = self._match(words, self._has_last[:, None] & (self._last_ids >= lowest))
             n_new = int(new.sum())
-            if n_new == 0 or ids.min() >= self._next_id + n_new - self._capacity:
+            if n_new == 0 or ids.min() >= self._next_id + n_new - self.capacity:
                 break
-            lowest = self._next_id + n_new - self._capacity
+            lowest = self._next_id + n_new - self.capacity
         env, pos = np.nonzero(new)
         self._write(x[env, pos])
         self._last[...] = x
@@ -213,9 +201,9 @@ class FrameStore:
             raise ValueError(f"obs must be a torch.Tensor, got {type(obs).__name__}")
         if obs.dtype != torch.uint8 or obs.device.type != "cpu":
             raise ValueError(f"obs must be a uint8 CPU tensor, got dtype {obs.dtype} on {obs.device}")
-        if obs.dim() < 3 or obs.shape[0] != self._n_envs or math.prod(obs.shape[1:]) == 0:
+        if obs.dim() < 3 or obs.shape[0] != self.n_envs or math.prod(obs.shape[1:]) == 0:
             raise ValueError(
-                f"obs must have shape (n_envs={self._n_envs}, k >= 1, *frame_shape) with a non-empty "
+                f"obs must have shape (n_envs={self.n_envs}, k >= 1, *frame_shape) with a non-empty "
                 f"frame, got {tuple(obs.shape)}"
             )
         if self._frame_shape is not None and (
@@ -229,17 +217,17 @@ class FrameStore:
         return np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], -1))
 
     def _allocate(self, frame_shape: tuple[int, ...], stack: int) -> None:
-        if self._capacity < self._n_envs * stack:
+        if self.capacity < self.n_envs * stack:
             raise ValueError(
-                f"capacity must be >= n_envs * k = {self._n_envs} * {stack} (one vector step of frames), "
-                f"got {self._capacity}"
+                f"capacity must be >= n_envs * k = {self.n_envs} * {stack} (one vector step of frames), "
+                f"got {self.capacity}"
             )
-        cap, n_bytes = self._capacity, math.prod(frame_shape)
+        cap, n_bytes = self.capacity, math.prod(frame_shape)
         self._frame_shape, self._stack, self._frame_bytes = frame_shape, stack, n_bytes
         self._word = next(
             w for w in (np.int64, np.int32, np.int16, np.uint8) if n_bytes % np.dtype(w).itemsize == 0
         )
-        if self._compress:
+        if self.compress:
             self._block_frames = max(1, min(cap, _BLOCK_RAW_BYTES // n_bytes))
             # A window of `cap` consecutive ids touches at most ceil(cap / B) + 1 blocks.
             self._blocks = [None] * (-(-cap // self._block_frames) + 1)
@@ -247,15 +235,15 @@ class FrameStore:
             self._nbytes = np.zeros(cap, dtype=np.int64)
         else:
             self._raw = torch.empty((cap, n_bytes), dtype=torch.uint8)
-        self._last = np.zeros((self._n_envs, stack, n_bytes), dtype=np.uint8)
-        self._last_ids = np.zeros((self._n_envs, stack), dtype=np.int64)
+        self._last = np.zeros((self.n_envs, stack, n_bytes), dtype=np.uint8)
+        self._last_ids = np.zeros((self.n_envs, stack), dtype=np.int64)
 
     def _write(self, frames: np.ndarray) -> None:
         """Append ``(n, F)`` new frames as ids ``next_id ..`` (``n <= capacity``)."""
-        n, cap = frames.shape[0], self._capacity
+        n, cap = frames.shape[0], self.capacity
         if n == 0:
             return
-        if not self._compress:
+        if not self.compress:
             assert self._raw is not None
             slots = torch.arange(self._next_id, self._next_id + n) % cap
             self._raw.index_copy_(0, slots, torch.from_numpy(frames))  # 10x faster than index_put_
@@ -303,10 +291,10 @@ class FrameStore:
                 f"ids {bad[:8].tolist()} are not held (held ids: [{self.oldest_id}, {self._next_id})); "
                 "evict the replay items whose available() is False"
             )
-        if not self._compress:
+        if not self.compress:
             assert self._raw is not None
             # index_select, not advanced indexing: 10x faster for rows of uint8
-            frames = self._raw.index_select(0, torch.from_numpy(flat % self._capacity))
+            frames = self._raw.index_select(0, torch.from_numpy(flat % self.capacity))
         else:
             unique, inverse = np.unique(flat, return_inverse=True)
             frames = self._decompress(unique).index_select(0, torch.from_numpy(inverse.reshape(-1)))
@@ -315,7 +303,7 @@ class FrameStore:
     def _decompress(self, ids: np.ndarray) -> Tensor:
         """``(U, F)`` uint8 frames of the held ``ids`` (int64 array)."""
         n_bytes, blocks = self._frame_bytes, self._blocks
-        slots = ids % self._capacity
+        slots = ids % self.capacity
         starts = self._offset[slots].tolist()
         ends = (self._offset[slots] + self._nbytes[slots]).tolist()
         block_idx = ((ids // self._block_frames) % len(blocks)).tolist()
@@ -361,10 +349,10 @@ class FrameStore:
         if (
             not isinstance(env_mask, Tensor)
             or env_mask.dtype != torch.bool
-            or tuple(env_mask.shape) != (self._n_envs,)
+            or tuple(env_mask.shape) != (self.n_envs,)
         ):
             raise ValueError(
-                f"env_mask must be a bool tensor of shape ({self._n_envs},), got {describe(env_mask)}"
+                f"env_mask must be a bool tensor of shape ({self.n_envs},), got {describe(env_mask)}"
             )
         self._has_last[env_mask.cpu().numpy()] = False
 
@@ -378,9 +366,9 @@ class FrameStore:
         allocated storage (blocks incl. not yet freed evicted frames, index, history, or the raw ring);
         ``compression_ratio`` = raw / stored bytes; ``dedup_ratio`` = encoded / stored frames.
         """
-        held = min(self._next_id, self._capacity)
+        held = min(self._next_id, self.capacity)
         raw_bytes = held * self._frame_bytes
-        if self._compress:
+        if self.compress:
             stored = self._held_payload
             memory = sum(len(b) for b in self._blocks if b is not None)
             memory += self._offset.nbytes + self._nbytes.nbytes
@@ -411,20 +399,20 @@ class FrameStore:
         held_ids = np.arange(self.oldest_id, self._next_id, dtype=np.int64)
         payload = nbytes = frames = last = None
         if self._frame_shape is not None:
-            last = torch.from_numpy(self._last.reshape(self._n_envs, self._stack, *self._frame_shape).copy())
-            if self._compress:
-                nbytes = torch.from_numpy(self._nbytes[held_ids % self._capacity])
+            last = torch.from_numpy(self._last.reshape(self.n_envs, self._stack, *self._frame_shape).copy())
+            if self.compress:
+                nbytes = torch.from_numpy(self._nbytes[held_ids % self.capacity])
                 payload = self._payload(held_ids)
             else:
                 assert self._raw is not None
-                slots = torch.from_numpy(held_ids % self._capacity)
+                slots = torch.from_numpy(held_ids % self.capacity)
                 frames = self._raw.index_select(0, slots).view(-1, *self._frame_shape)
         return {
             "format": _FORMAT,
             "version": _VERSION,
-            "capacity": self._capacity,
-            "n_envs": self._n_envs,
-            "compress": self._compress,
+            "capacity": self.capacity,
+            "n_envs": self.n_envs,
+            "compress": self.compress,
             "frame_shape": None if self._frame_shape is None else list(self._frame_shape),
             "stack": self._stack,
             "next_id": self._next_id,
@@ -444,7 +432,7 @@ class FrameStore:
             return torch.empty(0, dtype=torch.uint8)
         per_block, blocks = self._block_frames, self._blocks
         first, last = int(held_ids[0]) // per_block, int(held_ids[-1]) // per_block
-        start = int(self._offset[held_ids[0] % self._capacity])
+        start = int(self._offset[held_ids[0] % self.capacity])
         parts = []
         for b in range(first, last + 1):
             block = blocks[b % len(blocks)]
@@ -467,9 +455,9 @@ class FrameStore:
                 f"frame store state: unsupported 'version' {state.get('version')!r} (supported: {_VERSION})"
             )
         for name, mine in (
-            ("capacity", self._capacity),
-            ("n_envs", self._n_envs),
-            ("compress", self._compress),
+            ("capacity", self.capacity),
+            ("n_envs", self.n_envs),
+            ("compress", self.compress),
         ):
             theirs = state.get(name)
             if type(theirs) is not type(mine) or theirs != mine:
@@ -478,23 +466,23 @@ class FrameStore:
         encoded = _state_int(state, "frames_encoded", next_id)
         frame_shape = state.get("frame_shape")
         # Frame data of the other mode, or of any mode before the first encode, must be absent.
-        absent = ["frames"] if self._compress else ["payload", "nbytes"]
+        absent = ["frames"] if self.compress else ["payload", "nbytes"]
         if frame_shape is None:
             absent = ["payload", "nbytes", "frames", "last"]
         for name in absent:
             if state.get(name) is not None:
                 raise ValueError(
-                    f"frame store state: {name!r} must be None when 'compress' is {self._compress} and "
+                    f"frame store state: {name!r} must be None when 'compress' is {self.compress} and "
                     f"'frame_shape' is {frame_shape!r}, got {describe(state.get(name))}"
                 )
-        new = FrameStore(self._capacity, self._n_envs, self._compress)
+        new = FrameStore(self.capacity, self.n_envs, self.compress)
         if frame_shape is None:
             if next_id or encoded or state.get("stack") != 0:
                 raise ValueError(
                     "frame store state: 'frame_shape' is None (nothing encoded) but 'next_id', "
                     "'frames_encoded' or 'stack' is not 0"
                 )
-            _state_tensor(state, "has_last", torch.bool, (self._n_envs,))
+            _state_tensor(state, "has_last", torch.bool, (self.n_envs,))
             if bool(state["has_last"].any()):
                 raise ValueError("frame store state: 'has_last' must be all False when nothing was encoded")
             self.__dict__.update(new.__dict__)
@@ -508,31 +496,31 @@ class FrameStore:
                 f"frame store state: 'frame_shape' must be a non-empty list of ints > 0, got {frame_shape!r}"
             )
         stack = _state_int(state, "stack", 1)
-        if encoded % (self._n_envs * stack):
+        if encoded % (self.n_envs * stack):
             raise ValueError(
                 f"frame store state: 'frames_encoded' {encoded} must be a multiple of n_envs * stack = "
-                f"{self._n_envs * stack}"
+                f"{self.n_envs * stack}"
             )
-        if self._capacity < self._n_envs * stack:
+        if self.capacity < self.n_envs * stack:
             raise ValueError(
                 f"frame store state: 'stack' {stack} needs capacity >= n_envs * stack = "
-                f"{self._n_envs * stack}"
+                f"{self.n_envs * stack}"
             )
         new._allocate(tuple(frame_shape), stack)
         new._next_id, new._encoded = next_id, encoded
         held_ids = np.arange(new.oldest_id, next_id, dtype=np.int64)
-        if self._compress:
+        if self.compress:
             new._load_payload(state, held_ids)
         else:
             frames = _state_tensor(state, "frames", torch.uint8, (held_ids.size, *frame_shape))
             assert new._raw is not None
-            slots = torch.from_numpy(held_ids % self._capacity)
+            slots = torch.from_numpy(held_ids % self.capacity)
             new._raw.index_copy_(0, slots, frames.reshape(held_ids.size, -1))
 
-        last = _state_tensor(state, "last", torch.uint8, (self._n_envs, stack, *frame_shape))
-        last_ids = _state_tensor(state, "last_ids", torch.int64, (self._n_envs, stack))
-        has_last = _state_tensor(state, "has_last", torch.bool, (self._n_envs,))
-        new._last[...] = last.reshape(self._n_envs, stack, -1).numpy()
+        last = _state_tensor(state, "last", torch.uint8, (self.n_envs, stack, *frame_shape))
+        last_ids = _state_tensor(state, "last_ids", torch.int64, (self.n_envs, stack))
+        has_last = _state_tensor(state, "has_last", torch.bool, (self.n_envs,))
+        new._last[...] = last.reshape(self.n_envs, stack, -1).numpy()
         new._last_ids = last_ids.numpy().copy()
         new._has_last = has_last.numpy().copy()
         # De-duplication trusts that `last` holds the frames of `last_ids`: check it.
@@ -549,7 +537,7 @@ class FrameStore:
 
     def _load_payload(self, state: dict[str, Any], held_ids: np.ndarray) -> None:
         """Fills the blocks of a freshly allocated store from ``state['payload']`` / ``state['nbytes']``."""
-        n_bytes, cap = self._frame_bytes, self._capacity
+        n_bytes, cap = self._frame_bytes, self.capacity
         nbytes = _state_tensor(state, "nbytes", torch.int64, (held_ids.size,)).numpy()
         max_payload = n_bytes + n_bytes // 255 + 16  # LZ4_COMPRESSBOUND
         if nbytes.size and (nbytes.min() < 1 or nbytes.max() > max_payload):

@@ -48,8 +48,8 @@ class NStepTransitionBuilder:
     def __init__(self, n_envs: int, nstep: int = 1) -> None:
         check_int("n_envs", n_envs, 1)
         check_int("nstep", nstep, 1)
-        self._n_envs = n_envs
-        self._nstep = nstep
+        self.n_envs = n_envs
+        self.nstep = nstep
         self._t = 0  # global step counter; ring slot of the current step is t % nstep
         self._count = torch.zeros(n_envs, dtype=torch.int64)  # pending steps per env, 0..nstep-1
         self._obs: torch.Tensor | None = None  # (nstep, E, *obs_shape)
@@ -63,14 +63,6 @@ class NStepTransitionBuilder:
         # _ring_order[s]: ring slots in time order for a window whose oldest step sits in slot s.
         self._ring_order = (torch.arange(nstep)[:, None] + torch.arange(nstep)) % nstep
 
-    @property
-    def n_envs(self) -> int:
-        return self._n_envs
-
-    @property
-    def nstep(self) -> int:
-        return self._nstep
-
     def pending(self) -> torch.Tensor:
         """``(E,)`` int64 number of steps per env not yet emitted (copy)."""
         return self._count.clone()
@@ -81,8 +73,8 @@ class NStepTransitionBuilder:
             self._count.zero_()
         else:
             mask = torch.as_tensor(env_mask, dtype=torch.bool, device=self._count.device)
-            if mask.shape != (self._n_envs,):
-                raise ValueError(f"env_mask must have shape ({self._n_envs},), got {tuple(mask.shape)}")
+            if mask.shape != (self.n_envs,):
+                raise ValueError(f"env_mask must have shape ({self.n_envs},), got {tuple(mask.shape)}")
             self._count[mask] = 0
 
     def add(
@@ -114,7 +106,7 @@ class NStepTransitionBuilder:
             after ``STEPS`` rewards), ``NEXT_OBS`` ``(M, *obs_shape)``, ``TERMINATED`` ``(M,)`` bool,
             ``STEPS`` ``(M,)`` int64 in ``1..nstep``.
         """
-        e, n = self._n_envs, self._nstep
+        e, n = self.n_envs, self.nstep
         obs = torch.as_tensor(obs)
         next_obs = torch.as_tensor(next_obs)
         action = torch.as_tensor(action)
@@ -216,8 +208,8 @@ class NStepTransitionBuilder:
         bootstrapping from their rows of ``bootstrap_obs`` ``(E, *obs_shape)``; they have none left."""
         emit = (self._age < self._count[:, None]) & env_mask[:, None]
         self._count[env_mask] = 0
-        no_terminal = torch.zeros(self._n_envs, dtype=torch.bool, device=env_mask.device)
-        return self._emit_windows(emit, (self._t - 1) % self._nstep, bootstrap_obs, no_terminal)
+        no_terminal = torch.zeros(self.n_envs, dtype=torch.bool, device=env_mask.device)
+        return self._emit_windows(emit, (self._t - 1) % self.nstep, bootstrap_obs, no_terminal)
 
     def _emit_windows(
         self, emit: torch.Tensor, slot: int, next_obs: torch.Tensor, terminated: torch.Tensor
@@ -226,7 +218,7 @@ class NStepTransitionBuilder:
         env_idx, col = emit.nonzero(as_tuple=True)
         if env_idx.numel() == 0:
             return None
-        n = self._nstep
+        n = self.nstep
         age = self._age[col]
         start = (slot - age) % n
         k = self._k
@@ -262,11 +254,11 @@ class NStepTransitionBuilder:
         return new_flat_tensordict(out, torch.Size([obs.shape[0]]))
 
     def _allocate(self, obs: torch.Tensor, action: torch.Tensor) -> None:
-        n, device = self._nstep, obs.device
+        n, device = self.nstep, obs.device
         self._move_index_tensors(device)
         self._obs = torch.zeros((n, *obs.shape), dtype=obs.dtype, device=device)
         self._action = torch.zeros((n, *action.shape), dtype=action.dtype, device=device)
-        self._reward = torch.zeros((n, self._n_envs), dtype=torch.float32, device=device)
+        self._reward = torch.zeros((n, self.n_envs), dtype=torch.float32, device=device)
 
     def _move_index_tensors(self, device: torch.device) -> None:
         self._count = self._count.to(device)
@@ -280,8 +272,8 @@ class NStepTransitionBuilder:
         """Pending windows and counters (tensors and primitives only)."""
         return {
             "format": _FORMAT,
-            "n_envs": self._n_envs,
-            "nstep": self._nstep,
+            "n_envs": self.n_envs,
+            "nstep": self.nstep,
             "t": self._t,
             "count": self._count.clone(),
             "obs": None if self._obs is None else self._obs.clone(),
@@ -293,7 +285,7 @@ class NStepTransitionBuilder:
         """Restore :meth:`state_dict` output; ``ValueError`` naming the field if corrupt or incompatible."""
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise ValueError(f"n-step state must be a dict with 'format' == {_FORMAT!r}")
-        e, n = self._n_envs, self._nstep
+        e, n = self.n_envs, self.nstep
         for name, mine in (("n_envs", e), ("nstep", n)):
             if state.get(name) != mine:
                 raise ValueError(f"n-step state: {name!r} is {state.get(name)!r} but this builder has {mine}")

@@ -53,10 +53,10 @@ class SequenceBuilder:
         check_int("burn_in", burn_in, 0)
         if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < seq_len:
             raise ValueError(f"overlap must be an int in [0, seq_len={seq_len}), got {overlap!r}")
-        self._n_envs = n_envs
-        self._seq_len = seq_len
-        self._burn_in = burn_in
-        self._overlap = overlap
+        self.n_envs = n_envs
+        self.seq_len = seq_len
+        self.burn_in = burn_in
+        self.overlap = overlap
         self._len = burn_in + seq_len
         self._t = 0  # global step counter; ring slot of the current step is t % L
         self._n_ep = torch.zeros(n_envs, dtype=torch.int64)  # steps of each env's current episode so far
@@ -64,22 +64,6 @@ class SequenceBuilder:
         self._leaves: list[tuple[NestedKey, torch.Tensor]] = []
         self._pos = torch.arange(self._len)
         self._all_envs = torch.arange(n_envs)
-
-    @property
-    def n_envs(self) -> int:
-        return self._n_envs
-
-    @property
-    def seq_len(self) -> int:
-        return self._seq_len
-
-    @property
-    def burn_in(self) -> int:
-        return self._burn_in
-
-    @property
-    def overlap(self) -> int:
-        return self._overlap
 
     def reset(self, env_mask: torch.Tensor | None = None) -> None:
         """Drop pending steps of all envs, or of the envs where the ``(E,)`` bool ``env_mask`` is True.
@@ -89,7 +73,7 @@ class SequenceBuilder:
         if env_mask is None:
             self._n_ep.zero_()
             return
-        e = self._n_envs
+        e = self.n_envs
         if not isinstance(env_mask, torch.Tensor) or env_mask.dtype != torch.bool or env_mask.shape != (e,):
             raise ValueError(
                 f"env_mask must be a bool tensor of shape (n_envs={e},), got {describe(env_mask)}"
@@ -112,7 +96,7 @@ class SequenceBuilder:
             :meth:`PrioritizedBuffer.extend <lightning_rl.data.replay.PrioritizedBuffer.extend>` stores them
             as they are, one item per sequence.
         """
-        e, seq_len, length = self._n_envs, self._seq_len, self._len
+        e, seq_len, length = self.n_envs, self.seq_len, self._len
         if not isinstance(step, TensorDictBase):
             raise ValueError(
                 f"step must be a TensorDict with batch_size [n_envs={e}], got {type(step).__name__}"
@@ -132,7 +116,7 @@ class SequenceBuilder:
         done = done.to(self._n_ep.device)
         p = self._n_ep.add_(1) - 1  # (E,) episode position of this step
         q = p - (seq_len - 1)  # episode position where a training part ending at this step starts
-        stride = seq_len - self._overlap
+        stride = seq_len - self.overlap
         emit = ((q >= 0) & (q % stride == 0)) | done
         self._n_ep[done] = 0
         if not bool(emit.any()):
@@ -142,7 +126,7 @@ class SequenceBuilder:
         # Start of the emitted training part: ceil(q / stride) * stride is q itself for a completed part,
         # else (episode end) the earliest pending part, which starts at or before the first untrained step.
         start = (-(-q // stride) * stride).clamp_(min=0)
-        episode_pos = start[:, None] - self._burn_in + self._pos  # (N, L)
+        episode_pos = start[:, None] - self.burn_in + self._pos  # (N, L)
         mask = (episode_pos >= 0) & (episode_pos <= p[:, None])
         slots = (episode_pos + (g - p)[:, None]) % length  # ring slot of each position's global step
         padded = not bool(mask.all())
@@ -206,10 +190,10 @@ class SequenceBuilder:
         """Pending steps and counters (tensors and primitives only)."""
         return {
             "format": _FORMAT,
-            "n_envs": self._n_envs,
-            "seq_len": self._seq_len,
-            "burn_in": self._burn_in,
-            "overlap": self._overlap,
+            "n_envs": self.n_envs,
+            "seq_len": self.seq_len,
+            "burn_in": self.burn_in,
+            "overlap": self.overlap,
             "t": self._t,
             "n_ep": self._n_ep.clone(),
             "leaves": [(key, ring.clone()) for key, ring in self._leaves],
@@ -219,12 +203,12 @@ class SequenceBuilder:
         """Restore :meth:`state_dict` output; ``ValueError`` naming the field if corrupt or incompatible."""
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise ValueError(f"sequence state must be a dict with 'format' == {_FORMAT!r}")
-        e, length = self._n_envs, self._len
+        e, length = self.n_envs, self._len
         for name, mine in (
             ("n_envs", e),
-            ("seq_len", self._seq_len),
-            ("burn_in", self._burn_in),
-            ("overlap", self._overlap),
+            ("seq_len", self.seq_len),
+            ("burn_in", self.burn_in),
+            ("overlap", self.overlap),
         ):
             if state.get(name) != mine:
                 raise ValueError(
