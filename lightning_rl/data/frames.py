@@ -503,8 +503,7 @@ class FrameStore:
             )
         if self.capacity < self.n_envs * stack:
             raise ValueError(
-                f"frame store state: 'stack' {stack} needs capacity >= n_envs * stack = "
-                f"{self.n_envs * stack}"
+                f"frame store state: 'stack' {stack} needs capacity >= n_envs * stack = {self.n_envs * stack}"
             )
         new._allocate(tuple(frame_shape), stack)
         new._next_id, new._encoded = next_id, encoded

@@ -111,7 +111,12 @@ class EnvManager(gym.vector.VectorEnv):
     Subclasses implement :meth:`_reset_envs`, :meth:`_step_envs` and :meth:`_close_envs`.
 
     Args:
-        env_fns: one zero-argument factory per env (see :func:`build_env_fns`).
+        env_fn: a factory (called as ``env_fn(cfg=env_cfg[i])`` or ``env_fn()``) or a list of
+            zero-argument factories (see :func:`build_env_fns`).
+        env_cfg: one config per env; envs may differ in config but must share their spaces.
+        n_envs: number of envs (the length of ``env_cfg`` when given).
+        env_num: nerveX's name for ``n_envs`` (its tutorial writes ``env_num=4``); give one of them, or
+            both with the same value.
         max_retries: faults allowed per env without a finished episode in between; one more raises.
         episode_num: episodes each env runs under :meth:`step_ready` before it stops (``None``: no limit).
         stats_window: finished episodes averaged by :meth:`stats`.
@@ -121,13 +126,16 @@ class EnvManager(gym.vector.VectorEnv):
 
     def __init__(
         self,
-        env_fns: Sequence[Callable[[], gym.Env]],
+        env_fn: Callable[..., gym.Env] | Sequence[Callable[[], gym.Env]],
+        env_cfg: Sequence[Mapping[str, Any]] | None = None,
+        n_envs: int | None = None,
         *,
+        env_num: int | None = None,
         max_retries: int = 3,
         episode_num: int | None = None,
         stats_window: int = 100,
     ) -> None:
-        self.env_fns = list(env_fns)
+        self.env_fns = build_env_fns(env_fn, env_cfg, n_envs, env_num=env_num)
         self.num_envs = check_int("n_envs", len(self.env_fns), 1)
         self.max_retries = check_int("max_retries", max_retries, 0)
         self.episode_num = math.inf if episode_num is None else check_int("episode_num", episode_num, 1)

@@ -5,16 +5,14 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import time
-from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from lightning_rl.envs.manager._worker import CLOSE, RESET, STEP, SharedArrays, WorkerError, worker_main
-from lightning_rl.envs.manager.base import EnvManager, EnvManagerError, EnvStep, FaultKind, build_env_fns
+from lightning_rl.envs.manager.base import EnvManager, EnvManagerError, EnvStep, FaultKind
 from lightning_rl.utils.checks import check_choice, check_int, check_positive
 
 
@@ -69,7 +67,8 @@ class SubprocessEnvManager(EnvManager):
     that failed (for a crash or timeout of a worker with several envs: its first env).
 
     Args:
-        env_fn, env_cfg, n_envs, env_num: as :class:`~lightning_rl.envs.manager.SyncEnvManager`.
+        args, kwargs: :class:`EnvManager`'s (``env_fn``, ``env_cfg``, ``n_envs`` or nerveX's ``env_num``,
+            ``max_retries``, ``episode_num``, ``stats_window``).
         n_workers: processes to spread the envs over (default: one per env, the most isolated). Fewer
             workers cut inter-process traffic (faster for cheap envs) but a fault drops the episodes of
             every env in the failed worker; async mode needs one env per worker.
@@ -80,16 +79,11 @@ class SubprocessEnvManager(EnvManager):
         context: multiprocessing start method; ``"fork"`` (default on Linux) needs no picklable
             ``env_fn``, ``"forkserver"``/``"spawn"`` are safer next to many threads.
         close_timeout: seconds a worker gets to close its envs before it is killed.
-        **kwargs: ``max_retries``, ``episode_num``, ``stats_window`` of :class:`EnvManager`.
     """
 
     def __init__(
         self,
-        env_fn: Callable[..., gym.Env] | Sequence[Callable[[], gym.Env]],
-        env_cfg: Sequence[Mapping[str, Any]] | None = None,
-        n_envs: int | None = None,
-        *,
-        env_num: int | None = None,
+        *args: Any,
         n_workers: int | None = None,
         step_timeout: float | None = None,
         reset_timeout: float | None = None,
@@ -98,7 +92,7 @@ class SubprocessEnvManager(EnvManager):
         close_timeout: float = 5.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(build_env_fns(env_fn, env_cfg, n_envs, env_num=env_num), **kwargs)
+        super().__init__(*args, **kwargs)
         n_workers = self.num_envs if n_workers is None else check_int("n_workers", n_workers, 1)
         if n_workers > self.num_envs:
             raise ValueError(f"n_workers must be <= n_envs={self.num_envs}, got {n_workers}")

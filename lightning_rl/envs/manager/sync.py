@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import traceback
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from lightning_rl.envs.manager.base import EnvManager, build_env_fns
+from lightning_rl.envs.manager.base import EnvManager
 
 
 class SyncEnvManager(EnvManager):
@@ -20,25 +19,12 @@ class SyncEnvManager(EnvManager):
     :mod:`lightning_rl.envs.manager.base`). A hung env cannot be interrupted in-process: use
     :class:`~lightning_rl.envs.manager.SubprocessEnvManager` with a ``step_timeout`` for that.
 
-    Args:
-        env_fn: a factory (called as ``env_fn(cfg=env_cfg[i])`` or ``env_fn()``) or a list of factories.
-        env_cfg: one config per env; envs may differ in config but must share their spaces.
-        n_envs: number of envs (the length of ``env_cfg`` when given).
-        env_num: nerveX's name for ``n_envs`` (its tutorial writes ``env_num=4``); give one of them, or
-            both with the same value.
-        **kwargs: ``max_retries``, ``episode_num``, ``stats_window`` of :class:`EnvManager`.
+    Arguments: :class:`EnvManager`'s (``env_fn``, ``env_cfg``, ``n_envs`` or nerveX's ``env_num``,
+    ``max_retries``, ``episode_num``, ``stats_window``).
     """
 
-    def __init__(
-        self,
-        env_fn: Callable[..., gym.Env] | Sequence[Callable[[], gym.Env]],
-        env_cfg: Sequence[Mapping[str, Any]] | None = None,
-        n_envs: int | None = None,
-        *,
-        env_num: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(build_env_fns(env_fn, env_cfg, n_envs, env_num=env_num), **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.envs: list[gym.Env] = [fn() for fn in self.env_fns]
         self._set_spaces(self.envs[0].observation_space, self.envs[0].action_space)
         for i, env in enumerate(self.envs[1:], start=1):
