@@ -116,7 +116,7 @@ def run_game(game: str, n_envs: int, transitions: int, time_budget: float, seed:
     dedup_lz4 = stats["memory_bytes"] + ids_bytes
     return {
         "transitions": n_trans,
-        "episodes": collector.episodes,
+        "episodes": collector.counters.episodes,
         "frames_per_transition": stats["frames_stored"] / (n_steps * n_envs),
         "naive_mb": naive / 2**20,
         "dedup_mb": dedup / 2**20,

@@ -109,16 +109,12 @@ class EnvDataModule(pl.LightningDataModule):
     def env_steps(self) -> int:
         return self.counters.env_steps
 
-    @property
-    def episodes(self) -> int:
-        return self.counters.episodes
-
     def update_priority(self, index: Tensor, priority: Tensor) -> None:
         """No priorities here (on-policy and uniform data); prioritized replay overrides it."""
 
     def metrics(self) -> dict[str, float]:
         """``collect/…`` figures of the training envs (logged by the ``DataMetrics`` callback)."""
-        metrics = {"collect/episodes": float(self.episodes)}
+        metrics = {"collect/episodes": float(self.counters.episodes)}
         if self.collector is not None:
             metrics.update(self.collector.episode_stats())
             faults = self.collector.env.stats()

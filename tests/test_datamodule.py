@@ -66,7 +66,7 @@ def test_env_spec_is_linked_data():
 def test_collect_counts_steps_and_fills_buffer_with_true_transitions():
     dm = attach(short_cartpole(), ConstantPolicy(action=1))
     dm.collect(vector_steps=5)  # 2 envs x 5 steps, every episode truncated at step 5
-    assert dm.env_steps == 10 and dm.episodes == 2
+    assert dm.env_steps == 10 and dm.counters.episodes == 2
     assert len(dm.buffer) == 10
     batch = dm.buffer.get(torch.arange(10))
     assert batch[keys.REWARD].shape == (10, 1) and torch.all(batch[keys.REWARD] == 1.0)
@@ -166,7 +166,7 @@ def test_state_dict_round_trip_restores_counters_buffer_and_rng():
 
     restored = attach(short_cartpole(), ConstantPolicy())
     restored.load_state_dict(state)
-    assert (restored.env_steps, restored.episodes) == (10, 2)
+    assert (restored.env_steps, restored.counters.episodes) == (10, 2)
     assert len(restored.buffer) == 10
     got = restored.sample()
     assert torch.equal(got[keys.INDEX], expected[keys.INDEX]) and torch.equal(

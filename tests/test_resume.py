@@ -18,7 +18,11 @@ class CaptureAtStart(pl.Callback):
 
     def on_train_start(self, trainer, pl_module):
         dm = trainer.datamodule
-        self.env_steps, self.episodes, self.train_iter = dm.env_steps, dm.episodes, pl_module.train_iter
+        self.env_steps, self.episodes, self.train_iter = (
+            dm.env_steps,
+            dm.counters.episodes,
+            pl_module.train_iter,
+        )
         self.global_step = trainer.global_step
         self.buffer = dm.buffer.get(torch.arange(len(dm.buffer))).to_dict()
         self.net = {k: v.clone() for k, v in pl_module.net.state_dict().items()}
@@ -38,7 +42,7 @@ def test_resume_continues_with_the_same_counters_and_replay(tmp_path):
     dm, policy = first.datamodule, first.model
     saved = {
         "env_steps": dm.env_steps,
-        "episodes": dm.episodes,
+        "episodes": dm.counters.episodes,
         "buffer": dm.buffer.get(torch.arange(len(dm.buffer))).to_dict(),
         "net": policy.net.state_dict(),
         "target": policy.target_net.state_dict(),

@@ -68,7 +68,6 @@ class VectorCollector:
         self.counters = counters if counters is not None else CollectCounters()
         self._global_steps_per_step = env.num_envs * world_size
         self._obs: np.ndarray | None = None
-        self.episodes = 0  # finished since construction
         self.recent_returns: deque[float] = deque(maxlen=stats_window)
         self.recent_lengths: deque[int] = deque(maxlen=stats_window)
 
@@ -85,7 +84,6 @@ class VectorCollector:
         done = terminated | truncated
         dropped = info.get("dropped", np.zeros(self.env.num_envs, dtype=bool))
         _, returns, lengths = finished_episodes(info)
-        self.episodes += len(returns)
         self.counters.episodes += len(returns)
         self.counters.env_steps += self._global_steps_per_step
         self.recent_returns.extend(returns.tolist())

@@ -35,10 +35,10 @@ class IMPALA(ActorCriticPolicy):
         rho_clip: float = 1.0,
         c_clip: float = 1.0,
         pg_rho_clip: float = 1.0,
+        max_grad_norm: float | None = 40.0,
         lr: float = 6e-4,
         gae_lambda: float = 1.0,
         ent_coef: float = 0.01,
-        max_grad_norm: float | None = 40.0,
         **kwargs: Any,
     ):
         super().__init__(
