@@ -10,8 +10,9 @@ import gymnasium as gym
 import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 from tensordict import TensorDict
-from torch import Tensor
+from torch import Tensor, nn
 
+from lightning_rl.contract import Actor
 from lightning_rl.data.collector import CollectCounters
 from lightning_rl.envs import (
     EnvManager,
@@ -27,7 +28,6 @@ from lightning_rl.utils.checks import check_choice, check_positive
 if TYPE_CHECKING:
     from lightning_rl.data.background import BackgroundCollection
     from lightning_rl.data.collector import VectorCollector
-    from lightning_rl.policies.base import RLPolicy
 
 # Ranks' env seeds are this far apart so that no two ranks' envs share a seed.
 RANK_SEED_STRIDE = 100_003
@@ -160,16 +160,18 @@ class EnvDataModule(pl.LightningDataModule):
         """What the policy sees of an observation (identity here; on-policy normalization overrides it)."""
         return obs
 
-    def evaluate(self, policy: RLPolicy, n_episodes: int, seed: int) -> EpisodeStats:
+    def evaluate(self, policy: Actor, n_episodes: int, seed: int) -> EpisodeStats:
         """``n_episodes`` deterministic episodes with ``policy.act(obs, mode="eval")`` on envs separate
-        from training, reset with ``seed`` (the same seed every time makes evaluations comparable)."""
+        from training, reset with ``seed`` (the same seed every time makes evaluations comparable); an
+        ``nn.Module`` policy runs in eval mode meanwhile."""
         # in-process eval envs are cheap; worker processes are not: no more than the training envs
         n_eval_envs = min(n_episodes, 32 if self.vectorization == "sync" else self.n_envs)
         if self._eval_env is None or self._eval_env.num_envs != n_eval_envs:
             self._close_eval_env()
             self._eval_env = self.make_vector_env(n_eval_envs, evaluation=True)
-        was_training = policy.training
-        policy.eval()  # dropout / batch norm in user networks must not make evaluation random
+        module = policy if isinstance(policy, nn.Module) else nn.Module()
+        was_training = module.training
+        module.eval()  # dropout / batch norm in user networks must not make evaluation random
         try:
             return run_episodes(
                 lambda obs: policy.act(self.preprocess_obs(obs), mode="eval"),
@@ -178,7 +180,7 @@ class EnvDataModule(pl.LightningDataModule):
                 seed,
             )
         finally:
-            policy.train(was_training)
+            module.train(was_training)
 
     def val_dataloader(self) -> list[int]:
         # One "batch" per validation run: the policy's validation_step evaluates whole episodes. During
