@@ -205,13 +205,13 @@ def test_clear_and_stats():
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"capacity": 0}, "capacity"),
-        ({"capacity": 2.5}, "capacity"),
-        ({"capacity": 4, "alpha": -0.1}, "alpha"),
-        ({"capacity": 4, "eps": 0.0}, "eps"),
-        ({"capacity": 4, "prioritized": "yes"}, "prioritized"),
-        ({"capacity": 4, "seed": -1}, "seed"),
-        ({"capacity": 4, "compress_keys": [3]}, "compress_keys"),
+        ({"maxlen": 0}, "maxlen"),
+        ({"maxlen": 2.5}, "maxlen"),
+        ({"maxlen": 4, "alpha": -0.1}, "alpha"),
+        ({"maxlen": 4, "eps": 0.0}, "eps"),
+        ({"maxlen": 4, "prioritized": "yes"}, "prioritized"),
+        ({"maxlen": 4, "seed": -1}, "seed"),
+        ({"maxlen": 4, "compress_keys": [3]}, "compress_keys"),
     ],
 )
 def test_constructor_errors_name_the_field(kwargs, field):

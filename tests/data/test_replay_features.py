@@ -13,7 +13,7 @@ from tensordict import TensorDict
 
 from lightning_rl import keys
 from lightning_rl.data import PrioritizedBuffer
-from lightning_rl.data import replay as replay_module
+from lightning_rl.data.replay import persistence as replay_module
 from lightning_rl.utils import io as io_module
 
 
@@ -280,7 +280,7 @@ def test_stats_reuse_bins_and_priority_mean():
 
 # ---------------------------------------------------------------------- persistence
 def feature_buffer(**kwargs) -> PrioritizedBuffer:
-    config = dict(capacity=24, alpha=0.6, max_use=4, max_staleness=3, compress_keys=[keys.OBS])
+    config = dict(maxlen=24, alpha=0.6, max_use=4, max_staleness=3, compress_keys=[keys.OBS])
     config.update(kwargs)
     return PrioritizedBuffer(**config)
 
@@ -374,7 +374,7 @@ def test_load_of_damaged_directory_raises_and_leaves_buffer_unchanged(tmp_path, 
 def test_load_into_mismatched_buffer_names_the_field(tmp_path):
     _, path = _saved(tmp_path)
     for kwargs, field in (
-        ({"capacity": 25}, "capacity"),
+        ({"maxlen": 25}, "capacity"),
         ({"max_use": 5}, "max_use"),
         ({"alpha": 0.5}, "alpha"),
     ):
