@@ -7,6 +7,7 @@ module             job
 ``buffer``         :class:`PrioritizedBuffer`: the public API; validates calls and wires the parts
 ``storage``        :class:`PackedStorage`: the ring position and the items, packed into one
                    ``(capacity, row_bytes)`` uint8 tensor (RAM, device or memmap), and the gather
+``items``          dict items: tensor values to the storage, other values to object columns
 ``sampler``        :class:`Sampler`: the protocol every sampler implements
 ``tree_sampler``   the sum-tree core shared by the default samplers (stratified draws, eviction)
 ``samplers``       :class:`UniformSampler` and :class:`PrioritizedSampler`, the defaults

@@ -4,7 +4,7 @@ rules, statistics and persistence (see the package docstring for how they fit)."
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from lightning_rl.data.replay.checks import (
     priority_array,
 )
 from lightning_rl.data.replay.eviction import Eviction
+from lightning_rl.data.replay.items import DictItems
 from lightning_rl.data.replay.sampler import Sampler
 from lightning_rl.data.replay.samplers import PrioritizedSampler, UniformSampler
 from lightning_rl.data.replay.stats import buffer_stats
@@ -30,14 +31,18 @@ from lightning_rl.data.replay.storage import STORAGES, PackedStorage
 
 _DEFAULTS = {"alpha": 0.6, "prioritized": True, "eps": 1e-6}  # of the default sampler's arguments
 
+Items = TensorDictBase | list[dict[str, Any]]
+
 
 class PrioritizedBuffer:
     """Ring buffer of transitions with proportional prioritized (or uniform) sampling (Schaul et al., 2016).
 
-    Storage is allocated from the per-item shapes and dtypes of the first batch; every later batch must
-    have the same keys, per-item shapes and dtypes. All fields of an item are packed into one row of a
-    ``(maxlen, row_bytes)`` uint8 tensor (one cache miss per sampled item); priorities live in torchrl's
-    C++ sum/min segment trees.
+    Items are ``TensorDict`` batches (the fast path) or plain dicts as in nerveX (``buffer.append({'data':
+    'placeholder'})``; tensor values are stored packed, other values beside them: see
+    :mod:`~lightning_rl.data.replay.items`). Storage is allocated from the per-item shapes and dtypes of
+    the first batch; every later batch must have the same keys, per-item shapes and dtypes. All fields of
+    an item are packed into one row of a ``(maxlen, row_bytes)`` uint8 tensor (one cache miss per sampled
+    item); priorities live in torchrl's C++ sum/min segment trees.
 
     Eviction (``max_use``, ``max_staleness``, :meth:`evict`): an evicted item is never sampled again but
     stays in its slot until overwritten (so :meth:`get` still reads it); importance weights are normalized
@@ -115,10 +120,11 @@ class PrioritizedBuffer:
             generator.manual_seed(seed)
         self._storage = PackedStorage(capacity, storage, None if memmap_dir is None else Path(memmap_dir), compress)
         self._sampler = sampler
+        self._items = DictItems(capacity)
         sampler.bind(self._storage, generator)
         self._eviction.bind(self._storage, sampler)
         self._max_use = self._eviction.max_use  # read on every sample()
-        self._parts = persistence.ReplayParts(self._storage, sampler, self._eviction, generator)
+        self._parts = persistence.ReplayParts(self._storage, sampler, self._eviction, self._items, generator)
 
     capacity = property(attrgetter("_storage.capacity"), doc="Maximum number of stored items (``maxlen``).")
     prioritized = property(attrgetter("_sampler.prioritized"), doc="Whether sampling is prioritized.")
@@ -165,30 +171,35 @@ class PrioritizedBuffer:
 
     # ------------------------------------------------------------------ adding items
     def append(
-        self, item: TensorDictBase, priority: float | None = None, policy_iter: int | None = None
+        self, item: TensorDictBase | Mapping[str, Any], priority: float | None = None, policy_iter: int | None = None
     ) -> int:
-        """Add one item (a ``TensorDict`` with ``batch_size []``); see :meth:`extend`.
+        """Add one item (a ``TensorDict`` with ``batch_size []``, or a dict); see :meth:`extend`.
 
         Returns:
             The item's storage index.
         """
-        if not isinstance(item, TensorDictBase) or item.batch_dims != 0:
+        if isinstance(item, TensorDictBase) and item.batch_dims == 0:
+            batch: Items = item.unsqueeze(0)
+        elif isinstance(item, Mapping) and not isinstance(item, TensorDictBase):
+            batch = [dict(item)]
+        else:
             got = list(item.batch_size) if isinstance(item, TensorDictBase) else type(item).__name__
-            raise ValueError(f"item must be a TensorDict with batch_size [], got {got}")
+            raise ValueError(f"item must be a TensorDict with batch_size [] or a dict, got {got}")
         prio = None
         if priority is not None:
             prio = torch.tensor([checked_float("priority", priority, lo=0.0)], dtype=torch.float32)
-        return int(self.extend(item.unsqueeze(0), prio, policy_iter)[0])
+        return int(self.extend(batch, prio, policy_iter)[0])
 
     def extend(
         self,
-        batch: TensorDictBase,
+        batch: Items,
         priority: torch.Tensor | None = None,
         policy_iter: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Add a batch of ``N`` items (``batch_size [N]``, or ``[N, *]`` whose trailing dims belong to each
-        item, e.g. ``[N, L]`` sequences from ``SequenceBuilder``), overwriting the oldest when full.
-        Samples come back with ``batch_size [B]``.
+        """Add ``N`` items: a ``TensorDict`` batch (``batch_size [N]``, or ``[N, *]`` whose trailing dims
+        belong to each item, e.g. ``[N, L]`` sequences from ``SequenceBuilder``), or a list of ``N`` dicts
+        (into a buffer of dict items); the oldest are overwritten when full. Samples come back with
+        ``batch_size [B]`` (a list of ``B`` dicts for dict items).
 
         New items get the maximum priority seen so far, so each is likely sampled at least once, or,
         if ``priority`` (``(N,)`` ``|td error|``, e.g. computed by an actor) is given,
@@ -201,27 +212,40 @@ class PrioritizedBuffer:
             ``(N,)`` int64 storage indices (slot of item ``i`` is ``(cursor + i) % capacity``; with
             ``N > capacity`` the dropped leading items map to slots taken by later items).
         """
-        if not isinstance(batch, TensorDictBase):
-            raise ValueError(f"batch must be a TensorDict with batch_size [N], got {type(batch).__name__}")
-        if batch.batch_dims < 1:
+        dict_batch = None
+        if isinstance(batch, TensorDictBase):
+            if self._items.names is not None:
+                raise ValueError("this buffer stores dict items (its first ones were): extend it with a list of dicts")
+            if batch.batch_dims < 1:
+                raise ValueError(
+                    f"batch must have batch_size [N, ...] (a leading item dim), got {list(batch.batch_size)}"
+                )
+        elif isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)):
+            if self._storage.rows is not None and self._items.names is None:
+                raise ValueError("this buffer stores TensorDict batches (its first ones were), not dicts")
+            dict_batch = self._items.split(batch)
+            batch = dict_batch.tensors
+        else:
             raise ValueError(
-                f"batch must have batch_size [N, ...] (a leading item dim), got {list(batch.batch_size)}"
+                f"batch must be a TensorDict with batch_size [N] or a list of dicts, got {type(batch).__name__}"
             )
         n = batch.batch_size[0]
         policy_iters = self._eviction.policy_iters(policy_iter, n)
         if n == 0:
             return torch.empty(0, dtype=torch.int64)
         prio = priority_array(priority, n) if priority is not None and self._sampler.prioritized else None
-        values = self._storage.prepare(batch)
+        values = self._storage.prepare(batch, allow_empty=dict_batch is not None)
         index, slots = self._storage.slots(n)
         # Every check is done: the sampler and the rules record the items, then the ring advances.
         self._sampler.extend(slots, None if prio is None else prio[n - slots.size :])
         self._eviction.extend(slots, policy_iters)
         self._storage.write(values, n)
+        if dict_batch is not None:
+            self._items.write(slots, dict_batch)
         return torch.from_numpy(index)
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, batch_size: int, beta: float = 0.4) -> TensorDictBase:
+    def sample(self, batch_size: int, beta: float = 0.4) -> Items:
         """Sample ``batch_size`` items with replacement from the :attr:`num_sampleable` live items.
 
         Requires ``1 <= batch_size <= num_sampleable``: a larger batch would mostly repeat the few live
@@ -236,7 +260,8 @@ class PrioritizedBuffer:
         Returns:
             ``TensorDict`` with ``batch_size [batch_size]``: the stored keys plus ``keys.INDEX``
             ``(B,)`` int64 storage indices and ``keys.WEIGHT`` ``(B,)`` float32 (all 1 if uniform or
-            ``beta == 0``).
+            ``beta == 0``). For dict items, a list of ``B`` dicts: each item's keys, then ``keys.INDEX``
+            (``int``) and ``keys.WEIGHT`` (``float``).
         """
         # Fast path for the common call (an int and a float in range); anything else is fully validated.
         if type(batch_size) is not int or not 1 <= batch_size <= self._sampler.live:
@@ -248,7 +273,7 @@ class PrioritizedBuffer:
         out = self._storage.gather(index, weight)
         if self._max_use is not None:
             self._eviction.after_sample(index)
-        return out
+        return out if self._items.names is None else self._items.join(out)
 
     def _check_batch_size(self, batch_size: Any) -> int:
         batch_size = checked_int("batch_size", batch_size, lo=1)
@@ -263,7 +288,7 @@ class PrioritizedBuffer:
             )
         return batch_size
 
-    def get(self, index: torch.Tensor) -> TensorDictBase:
+    def get(self, index: torch.Tensor) -> Items:
         """Items at storage indices ``index`` (N,) int64, e.g. ``torch.arange(len(buffer))`` for all
         (evicted items included: they stay stored until overwritten).
 
@@ -274,14 +299,16 @@ class PrioritizedBuffer:
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= size):
             raise IndexError(f"index must be in [0, len(buffer) = {size}), got {index.tolist()}")
         index = index.cpu().contiguous()
-        return self._storage.gather(index.numpy(), torch.ones(index.shape[0], dtype=torch.float32))
+        out = self._storage.gather(index.numpy(), torch.ones(index.shape[0], dtype=torch.float32))
+        return out if self._items.names is None else self._items.join(out)
 
     # ------------------------------------------------------------------ priorities and eviction
     def update_priority(self, index: torch.Tensor, priority: torch.Tensor) -> None:
         """Set the priorities of sampled items to ``(priority + eps) ** alpha``.
 
         Args:
-            index: ``(B,)`` storage indices (``keys.INDEX`` of a sampled batch); any device.
+            index: ``(B,)`` storage indices (``keys.INDEX`` of a sampled batch, or the ``keys.INDEX``
+                values of sampled dict items); any device.
             priority: ``(B,)`` (or any shape with ``B`` elements) ``|td error|``, finite and >= 0.
 
         Stale updates are dropped: an update for a slot that :meth:`extend` overwrote after the slot was
@@ -336,7 +363,8 @@ class PrioritizedBuffer:
         """Full state as tensors and Python primitives (loadable with ``torch.load(weights_only=True)``).
 
         Holds the filled part of the storage (``compress_keys`` as lists of lz4-compressed ``uint8``
-        chunks), the stored priorities, use counts and policy iterations, counters and the sampling RNG state.
+        chunks; dict items' other values as they are, see :mod:`~lightning_rl.data.replay.items`), the
+        stored priorities, use counts and policy iterations, counters and the sampling RNG state.
         Tensors are copies (they never share memory with the buffer).
         """
         return persistence.state_dict(self._parts)

@@ -60,8 +60,9 @@ class StateReader:
             raise ValueError(f"replay state: '{name}' is {theirs!r} but this buffer has {mine!r}")
 
 
-def read_schema(storage: Any) -> Schema:
-    """Validate ``storage['keys' / 'shapes' / 'dtypes']`` into ``[(key, per-item shape, dtype)]``."""
+def read_schema(storage: Any, allow_empty: bool = False) -> Schema:
+    """Validate ``storage['keys' / 'shapes' / 'dtypes']`` into ``[(key, per-item shape, dtype)]`` (empty only
+    with ``allow_empty``: a dict-mode buffer whose items hold no tensors)."""
     if not isinstance(storage, dict):
         raise ValueError(f"replay state: 'storage' must be a dict when size > 0, got {describe(storage)}")
     lists = []
@@ -70,7 +71,7 @@ def read_schema(storage: Any) -> Schema:
         if not isinstance(v, list):
             raise ValueError(f"replay state: 'storage.{f}' must be a list, got {type(v).__name__}")
         lists.append(v)
-    if len({len(v) for v in lists}) != 1 or not lists[0]:
+    if len({len(v) for v in lists}) != 1 or not (lists[0] or allow_empty):
         raise ValueError("replay state: 'storage.keys/shapes/dtypes' must be non-empty, of equal length")
     schema: Schema = []
     for name, shape, dtype_name in zip(*lists, strict=True):

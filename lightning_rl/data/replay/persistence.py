@@ -7,6 +7,7 @@
   and ``rows.bin`` (the packed rows of slots ``[0, size)``, raw, streamed in chunks so a memmap buffer
   larger than RAM can be saved; its CRC-32 is in ``state.pt``).
 
+Dict items' object values go into the dict as they are (see :mod:`~lightning_rl.data.replay.items`).
 Loading validates everything before changing anything: a corrupt or incompatible state raises
 ``ValueError`` naming the field and leaves the buffer as it was.
 """
@@ -24,6 +25,7 @@ import torch
 
 from lightning_rl.data.replay.checks import Schema, StateReader, normalize_key, read_schema
 from lightning_rl.data.replay.eviction import Eviction
+from lightning_rl.data.replay.items import DictItems
 from lightning_rl.data.replay.sampler import Sampler
 from lightning_rl.data.replay.storage import PackedStorage, row_layout
 from lightning_rl.utils.checks import describe
@@ -31,7 +33,8 @@ from lightning_rl.utils.compression import lz4_compress_chunks, lz4_decompress_c
 from lightning_rl.utils.io import atomic_directory
 
 FORMAT = "lightning_rl.PrioritizedBuffer"
-VERSION = 2
+VERSION = 3  # 3: dict items ("storage.objects"); 2 had none and loads as is
+_READABLE = (2, 3)
 STATE_FILE = "state.pt"  # save(): everything but the rows, loadable with weights_only=True
 ROWS_FILE = "rows.bin"  # save(): the packed rows of slots [0, size), raw
 _IO_CHUNK_BYTES = 64 << 20  # load() checks the rows file's CRC in chunks of this size
@@ -44,6 +47,7 @@ class ReplayParts:
     storage: PackedStorage
     sampler: Sampler
     eviction: Eviction
+    items: DictItems
     generator: torch.Generator
 
     def reset(self) -> None:
@@ -51,6 +55,7 @@ class ReplayParts:
         self.storage.reset()
         self.sampler.reset()
         self.eviction.reset()
+        self.items.reset()
 
 
 # ---------------------------------------------------------------------- writing
@@ -111,7 +116,7 @@ def _meta_state(parts: ReplayParts) -> dict[str, Any]:
 
 
 def _storage_entry(parts: ReplayParts) -> dict[str, Any] | None:
-    """The schema of the stored items (``None`` when empty)."""
+    """The schema of the stored items (``None`` when empty) and, for dict items, their object values."""
     st = parts.storage
     if st.size == 0:
         return None
@@ -121,16 +126,17 @@ def _storage_entry(parts: ReplayParts) -> dict[str, Any] | None:
         names.append([nkey] if isinstance(nkey, str) else list(nkey))
         shapes.append(list(store.shape[1:]))
         dtypes.append(str(store.dtype).removeprefix("torch."))
-    return {"keys": names, "shapes": shapes, "dtypes": dtypes}
+    objects = None if parts.items.names is None else parts.items.state(st.size)
+    return {"keys": names, "shapes": shapes, "dtypes": dtypes, "objects": objects}
 
 
 # ---------------------------------------------------------------------- reading
 def load_state_dict(parts: ReplayParts, state: Any) -> None:
     size, apply = _read_state(parts, state)
     storage = state.get("storage")
-    schema = None if size == 0 and storage is None else _read_schema(storage, size)
+    schema, objects = _read_storage_entry(parts, storage, size)
     fields = [] if schema is None else _read_fields(storage, schema, size)
-    apply(schema)
+    apply(schema, objects)
     for (_, store), value in zip(parts.storage.leaves, fields, strict=True):
         store[:size] = value
 
@@ -147,11 +153,10 @@ def load(parts: ReplayParts, directory: str | os.PathLike[str]) -> None:
     except Exception as err:  # pickle, zip and torch errors alike mean a corrupt file
         raise ValueError(f"replay directory {directory}: {STATE_FILE} is corrupt: {err}") from err
     size, apply = _read_state(parts, state)
-    storage = state.get("storage")
-    schema = None if size == 0 and storage is None else _read_schema(storage, size)
+    schema, objects = _read_storage_entry(parts, state.get("storage"), size)
     if schema is not None:
-        _check_rows_file(storage, schema, size, directory)
-    apply(schema)
+        _check_rows_file(state["storage"], schema, size, directory)
+    apply(schema, objects)
     if schema is None:
         return
     try:
@@ -164,17 +169,17 @@ def load(parts: ReplayParts, directory: str | os.PathLike[str]) -> None:
         raise
 
 
-_Commit = Callable[[Schema | None], None]
+_Commit = Callable[[Schema | None, Callable[[], None] | None], None]
 
 
 def _read_state(parts: ReplayParts, state: Any) -> tuple[int, _Commit]:
     """Validate everything in ``state`` but the storage; returns the item count and what commits it all
-    (given the validated schema)."""
+    (given the validated schema and object columns)."""
     r = StateReader(state)
     if r.get("format", str) != FORMAT:
         raise ValueError(f"replay state: 'format' must be {FORMAT!r}, got {state.get('format')!r}")
-    if r.get("version", int) != VERSION:
-        raise ValueError(f"replay state: unsupported 'version' {state.get('version')!r} (supported: {VERSION})")
+    if r.get("version", int) not in _READABLE:
+        raise ValueError(f"replay state: unsupported 'version' {state.get('version')!r} (supported: {_READABLE})")
     st = parts.storage
     r.same("capacity", st.capacity)
     r.same("prioritized", parts.sampler.prioritized)
@@ -197,7 +202,7 @@ def _read_state(parts: ReplayParts, state: Any) -> tuple[int, _Commit]:
     sampler = parts.sampler.read_state(r, size)
     apply_items = parts.eviction.read_items(r, size, sampler)
 
-    def apply(schema: Schema | None) -> None:
+    def apply(schema: Schema | None, objects: Callable[[], None] | None) -> None:
         parts.reset()
         if schema is not None:
             st.allocate(schema, torch.device("cpu"))
@@ -205,16 +210,26 @@ def _read_state(parts: ReplayParts, state: Any) -> tuple[int, _Commit]:
         sampler.apply()
         apply_rules()
         apply_items()
+        if objects is not None:
+            objects()
         parts.generator.set_state(rng_state)
 
     return size, apply
 
 
-def _read_schema(storage: Any, size: int) -> Schema:
-    """The schema of a saved ``storage`` entry (which must be ``None`` when ``size`` is 0)."""
+def _read_storage_entry(
+    parts: ReplayParts, storage: Any, size: int
+) -> tuple[Schema | None, Callable[[], None] | None]:
+    """Validate the schema (and the dict items' object columns) of a saved ``storage`` entry."""
     if size == 0:
-        raise ValueError("replay state: 'storage' must be None when 'size' is 0")
-    return read_schema(storage)
+        if storage is not None:
+            raise ValueError("replay state: 'storage' must be None when 'size' is 0")
+        return None, None
+    objects = storage.get("objects") if isinstance(storage, dict) else None
+    schema = read_schema(storage, allow_empty=objects is not None)
+    if objects is None:
+        return schema, None
+    return schema, parts.items.read_state(objects, size, [key for key, _, _ in schema])
 
 
 def _read_fields(storage: dict[str, Any], schema: Schema, size: int) -> list[torch.Tensor]:

@@ -76,11 +76,12 @@ class PackedStorage:
         return 0 if self.rows is None else int(self.rows.shape[1])
 
     # ------------------------------------------------------------------ schema
-    def prepare(self, batch: TensorDictBase) -> list[torch.Tensor]:
+    def prepare(self, batch: TensorDictBase, allow_empty: bool = False) -> list[torch.Tensor]:
         """Validate ``batch`` (``[N, *]``) against the stored schema, allocating it from the first batch;
-        returns its ``(N, *item)`` values in storage order."""
+        returns its ``(N, *item)`` values in storage order. ``allow_empty``: a batch without tensor
+        entries is fine (dict items holding only other values)."""
         if self.rows is None:
-            self._allocate_from(batch)
+            self._allocate_from(batch, allow_empty)
         values = []
         for key, store in self.leaves:
             value = batch.get(key, None)
@@ -102,12 +103,12 @@ class PackedStorage:
             raise ValueError(f"batch has keys the buffer does not store: {sorted(map(str, extra))}")
         return values
 
-    def _allocate_from(self, batch: TensorDictBase) -> None:
+    def _allocate_from(self, batch: TensorDictBase, allow_empty: bool) -> None:
         for key, value in batch.items(include_nested=True):
             if is_non_tensor(value):
                 raise ValueError(f"batch key {key!r} holds non-tensor data; only tensors can be stored")
         leaf_keys = list(batch.keys(include_nested=True, leaves_only=True))
-        if not leaf_keys:
+        if not leaf_keys and not allow_empty:
             raise ValueError("batch has no tensor entries to store")
         normalized = [normalize_key(k, "batch key") for k in leaf_keys]
         for ck in self.compress_keys:
@@ -116,7 +117,7 @@ class PackedStorage:
                     f"compress_keys entry {ck!r} is not a key of the stored batches; "
                     f"keys: {sorted(map(str, normalized))}"
                 )
-        devices = {batch.get(k).device for k in leaf_keys}
+        devices = {batch.get(k).device for k in leaf_keys} or {batch.device or torch.device("cpu")}
         if len(devices) != 1:
             raise ValueError(f"all batch entries must be on one device, got {sorted(map(str, devices))}")
         device = devices.pop()
@@ -134,7 +135,7 @@ class PackedStorage:
                 )
         offsets, row_bytes = row_layout(schema)
         cap = self.capacity
-        if self.kind == "memmap":
+        if self.kind == "memmap" and row_bytes:
             rows = memmap_rows(self.memmap_dir, cap, row_bytes)
         else:
             # torch.empty: pages are only touched when written, so a huge capacity costs no time up
@@ -218,7 +219,7 @@ class PackedStorage:
     def row_chunks(self) -> Iterator[np.ndarray]:
         """The filled rows ``[0, size)`` as consecutive CPU ``(k, row_bytes)`` uint8 numpy blocks of about
         64 MiB (writable views of CPU storage: loading reads files into them)."""
-        step = max(1, _IO_CHUNK_BYTES // self.row_bytes)
+        step = max(1, _IO_CHUNK_BYTES // max(1, self.row_bytes))
         for start in range(0, self.size, step):
             yield self.rows[start : min(start + step, self.size)].cpu().numpy()
 
@@ -229,6 +230,8 @@ def row_layout(schema: Schema) -> tuple[list[int], int]:
     Largest itemsize first: every offset is then a multiple of its field's itemsize (itemsizes are
     powers of two), as typed views of the byte rows require; rows are padded to the largest itemsize.
     """
+    if not schema:
+        return [], 0
     offsets = [0] * len(schema)
     row_bytes = 0
     for i in sorted(range(len(schema)), key=lambda i: -schema[i][2].itemsize):
@@ -245,8 +248,8 @@ def structured_rows(
     """The packed ``(capacity, row_bytes)`` rows as a ``(capacity,)`` numpy structured array whose field
     ``f{i}`` is key ``i`` (typed, with its per-item shape), sharing memory with ``rows``, and
     ``[(key, field name)]``; ``(None, [])`` where numpy cannot view them (device storage, a dtype numpy
-    lacks such as bfloat16, zero-size items). ``take`` on it gathers whole rows in one call."""
-    if rows.device.type != "cpu":
+    lacks such as bfloat16, zero-size items, no fields). ``take`` on it gathers whole rows in one call."""
+    if rows.device.type != "cpu" or not schema:
         return None, []
     names, formats = [], []
     for i, (_, shape, dtype) in enumerate(schema):
