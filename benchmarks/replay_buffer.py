@@ -318,7 +318,7 @@ def bench_images(args: argparse.Namespace, rows: list, memory: list) -> FrameSto
     args.decode_us = cyc_dec
     stats = store.stats()
     naive = ours_fill * 2 * STACK * H * W
-    ours_bytes = stats["memory_bytes"] + ours_fill * buf._rows.shape[1]
+    ours_bytes = stats["memory_bytes"] + ours_fill * buf._storage.row_bytes
     memory.append(("ours: frame store + buffer rows", ours_bytes, naive))
     gc.collect()
 

@@ -164,54 +164,17 @@ def test_nested_keys_and_dtypes_roundtrip():
     assert (clone.sample(4) == buf.sample(4)).all()
 
 
-def test_clear_and_stats():
-    buf = PrioritizedBuffer(10, seed=0)
-    buf.extend(make_batch(range(5)))
-    buf.sample(3)
-    s = buf.stats()
-    # Equal priorities, 3 strata over 5 items: 3 distinct items drawn once each.
-    assert s == {
-        "size": 5.0,
-        "capacity": 10.0,
-        "fill": 0.5,
-        "pushed": 5.0,
-        "sampled": 3.0,
-        "sample_insert_ratio": 0.6,
-        "sampleable": 5.0,
-        "evicted_max_use": 0.0,
-        "evicted_stale": 0.0,
-        "evicted_manual": 0.0,
-        "priority_mean": 1.0,
-        "priority_max": 1.0,
-        "reuse_mean": 0.6,
-        "reuse_max": 1.0,
-        "reuse_frac_0": 0.4,
-        "reuse_frac_1": 0.6,
-        "reuse_frac_2_3": 0.0,
-        "reuse_frac_4_7": 0.0,
-        "reuse_frac_8_plus": 0.0,
-        "staleness_mean": 0.0,
-        "staleness_max": 0.0,
-    }
-    buf.clear()
-    assert len(buf) == 0 and buf.stats()["pushed"] == 0 and buf.stats()["priority_mean"] == 0.0
-    with pytest.raises(ValueError, match="no sampleable items"):
-        buf.sample(1)
-    buf.extend(TensorDict({"x": torch.zeros(2, 7)}, batch_size=[2]))  # a new schema after clear
-    assert buf.sample(2)["x"].shape == (2, 7)
-
-
 # ---------------------------------------------------------------------- validation
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"capacity": 0}, "capacity"),
-        ({"capacity": 2.5}, "capacity"),
-        ({"capacity": 4, "alpha": -0.1}, "alpha"),
-        ({"capacity": 4, "eps": 0.0}, "eps"),
-        ({"capacity": 4, "prioritized": "yes"}, "prioritized"),
-        ({"capacity": 4, "seed": -1}, "seed"),
-        ({"capacity": 4, "compress_keys": [3]}, "compress_keys"),
+        ({"maxlen": 0}, "maxlen"),
+        ({"maxlen": 2.5}, "maxlen"),
+        ({"maxlen": 4, "alpha": -0.1}, "alpha"),
+        ({"maxlen": 4, "eps": 0.0}, "eps"),
+        ({"maxlen": 4, "prioritized": "yes"}, "prioritized"),
+        ({"maxlen": 4, "seed": -1}, "seed"),
+        ({"maxlen": 4, "compress_keys": [3]}, "compress_keys"),
     ],
 )
 def test_constructor_errors_name_the_field(kwargs, field):

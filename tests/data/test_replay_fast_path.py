@@ -101,7 +101,7 @@ def test_same_seed_same_samples_and_rng_state_round_trip():
 
 
 def _tree_leaves(buf: PrioritizedBuffer) -> np.ndarray:
-    return np.asarray(buf._sum_tree[np.arange(len(buf), dtype=np.int64)])
+    return buf.state_dict()["priorities"].numpy()
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,8 @@ def test_update_priority_argument_kinds_agree_with_the_fast_path(convert):
 def test_strided_index_updates_the_right_items():
     buf = PrioritizedBuffer(16, alpha=1.0, seed=0)
     buf.extend(mixed_batch(16))
-    while not (buf._use > 0).all():  # every item sampled, so no update is dropped as stale
+    # every item sampled, so no update is dropped as stale
+    while not (buf.state_dict()["use_count"] > 0).all():
         buf.sample(16)
     index = torch.arange(16)[::2]  # 0, 2, ..., 14: a strided view
     buf.update_priority(index, torch.full((8,), 3.0))

@@ -13,7 +13,7 @@ from tensordict import TensorDict
 
 from lightning_rl import keys
 from lightning_rl.data import PrioritizedBuffer
-from lightning_rl.data import replay as replay_module
+from lightning_rl.data.replay import persistence as replay_module
 from lightning_rl.utils import io as io_module
 
 
@@ -225,6 +225,65 @@ def test_sampling_never_returns_evicted_items_at_fp32_edges(monkeypatch, draw):
 
 
 # ---------------------------------------------------------------------- stats
+STATS = [
+    "size",
+    "capacity",
+    "fill",
+    "pushed",
+    "sampled",
+    "sample_insert_ratio",
+    "sampleable",
+    "evicted_max_use",
+    "evicted_stale",
+    "evicted_manual",
+    "priority_mean",
+    "priority_max",
+    "reuse_mean",
+    "reuse_max",
+    "reuse_frac_0",
+    "reuse_frac_1",
+    "reuse_frac_2_3",
+    "reuse_frac_4_7",
+    "reuse_frac_8_plus",
+    "staleness_mean",
+    "staleness_max",
+]  # every stats() entry, in order
+
+
+def stats_with(**values: float) -> dict[str, float]:
+    """Every stats() entry: ``values``, the others 0."""
+    assert set(values) <= set(STATS)
+    return {name: values.get(name, 0.0) for name in STATS}
+
+
+def test_clear_and_stats():
+    buf = PrioritizedBuffer(10, seed=0)
+    buf.extend(make_batch(range(5)))
+    buf.sample(3)
+    # Equal priorities, 3 strata over 5 items: 3 distinct items drawn once each.
+    assert buf.stats() == stats_with(
+        size=5.0,
+        capacity=10.0,
+        fill=0.5,
+        pushed=5.0,
+        sampled=3.0,
+        sample_insert_ratio=0.6,
+        sampleable=5.0,
+        priority_mean=1.0,
+        priority_max=1.0,
+        reuse_mean=0.6,
+        reuse_max=1.0,
+        reuse_frac_0=0.4,
+        reuse_frac_1=0.6,
+    )
+    buf.clear()
+    assert len(buf) == 0 and buf.stats()["pushed"] == 0 and buf.stats()["priority_mean"] == 0.0
+    with pytest.raises(ValueError, match="no sampleable items"):
+        buf.sample(1)
+    buf.extend(TensorDict({"x": torch.zeros(2, 7)}, batch_size=[2]))  # a new schema after clear
+    assert buf.sample(2)["x"].shape == (2, 7)
+
+
 def test_stats_match_hand_computation():
     buf = PrioritizedBuffer(10, prioritized=False, max_staleness=10, seed=0)
     buf.extend(make_batch(range(4)))  # policy_iter 0
@@ -235,31 +294,25 @@ def test_stats_match_hand_computation():
     buf.train_iter = 4
     use = buf.state_dict()["use_count"].tolist()
     assert sorted(use) == [1, 1, 1, 2, 2, 2]
-    s = buf.stats()
-    assert s == {
-        "size": 6.0,
-        "capacity": 10.0,
-        "fill": 0.6,
-        "pushed": 6.0,
-        "sampled": 9.0,
-        "sample_insert_ratio": 1.5,
-        "sampleable": 5.0,
-        "evicted_max_use": 0.0,
-        "evicted_stale": 0.0,
-        "evicted_manual": 1.0,
-        "priority_mean": 1.0,
-        "priority_max": 1.0,
-        "reuse_mean": 1.5,
-        "reuse_max": 2.0,
-        "reuse_frac_0": 0.0,
-        "reuse_frac_1": 0.5,
-        "reuse_frac_2_3": 0.5,
-        "reuse_frac_4_7": 0.0,
-        "reuse_frac_8_plus": 0.0,
+    assert buf.stats() == stats_with(
+        size=6.0,
+        capacity=10.0,
+        fill=0.6,
+        pushed=6.0,
+        sampled=9.0,
+        sample_insert_ratio=1.5,
+        sampleable=5.0,
+        evicted_manual=1.0,
+        priority_mean=1.0,
+        priority_max=1.0,
+        reuse_mean=1.5,
+        reuse_max=2.0,
+        reuse_frac_1=0.5,
+        reuse_frac_2_3=0.5,
         # live items 1..5 with policy_iter 0, 0, 0, 3, 3 at train_iter 4
-        "staleness_mean": pytest.approx((4 + 4 + 4 + 1 + 1) / 5),
-        "staleness_max": 4.0,
-    }
+        staleness_mean=pytest.approx((4 + 4 + 4 + 1 + 1) / 5),
+        staleness_max=4.0,
+    )
 
 
 def test_stats_reuse_bins_and_priority_mean():
@@ -280,7 +333,7 @@ def test_stats_reuse_bins_and_priority_mean():
 
 # ---------------------------------------------------------------------- persistence
 def feature_buffer(**kwargs) -> PrioritizedBuffer:
-    config = dict(capacity=24, alpha=0.6, max_use=4, max_staleness=3, compress_keys=[keys.OBS])
+    config = dict(maxlen=24, alpha=0.6, max_use=4, max_staleness=3, compress_keys=[keys.OBS])
     config.update(kwargs)
     return PrioritizedBuffer(**config)
 
@@ -374,7 +427,7 @@ def test_load_of_damaged_directory_raises_and_leaves_buffer_unchanged(tmp_path, 
 def test_load_into_mismatched_buffer_names_the_field(tmp_path):
     _, path = _saved(tmp_path)
     for kwargs, field in (
-        ({"capacity": 25}, "capacity"),
+        ({"maxlen": 25}, "capacity"),
         ({"max_use": 5}, "max_use"),
         ({"alpha": 0.5}, "alpha"),
     ):

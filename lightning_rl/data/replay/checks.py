@@ -1,8 +1,7 @@
-"""Validation helpers of the replay buffer's arguments and saved state: every error names the field."""
+"""Validation of the replay buffer's arguments and saved state: every error names the field."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -10,28 +9,18 @@ import numpy as np
 import torch
 
 from lightning_rl import keys
-from lightning_rl.data._packed_rows import NestedKey, Schema
 from lightning_rl.utils.checks import describe
+
+NestedKey = str | tuple[str, ...]
+Schema = list[tuple[NestedKey, tuple[int, ...], torch.dtype]]  # [(key, per-item shape, dtype)]
 
 RESERVED_KEYS = (keys.INDEX, keys.WEIGHT)  # added by sample(); never stored
 
 
-@dataclasses.dataclass
-class LoadedState:
-    """Validated contents of a state dict, ready to commit."""
-
-    size: int
-    cursor: int
-    max_priority: float
-    tree: bool
-    rng_state: torch.Tensor
-    counters: dict[str, int]
-    priorities: np.ndarray | None  # (size,) float32, 0 = evicted; None without a tree
-    use: np.ndarray | None  # (size,) int64; None without a tree
-    policy_iter: np.ndarray  # (size,) int64
-
-
 class StateReader:
+    """Typed access to the fields of a replay state dict; a missing or mistyped field raises ``ValueError``
+    naming it."""
+
     def __init__(self, state: Any) -> None:
         if not isinstance(state, dict):
             raise ValueError(f"replay state must be a dict, got {type(state).__name__}")
@@ -61,9 +50,19 @@ class StateReader:
             )
         return value
 
+    def same(self, name: str, mine: Any) -> None:
+        """The saved config field ``name`` equals this buffer's ``mine`` (an int, float, bool or ``None``)."""
+        if mine is None or isinstance(mine, int) and not isinstance(mine, bool):
+            theirs = self.optional_int(name)
+        else:
+            theirs = self.get(name, type(mine))
+        if theirs != mine:
+            raise ValueError(f"replay state: '{name}' is {theirs!r} but this buffer has {mine!r}")
 
-def read_schema(storage: Any) -> Schema:
-    """Validate ``storage['keys' / 'shapes' / 'dtypes']`` into ``[(key, per-item shape, dtype)]``."""
+
+def read_schema(storage: Any, allow_empty: bool = False) -> Schema:
+    """Validate ``storage['keys' / 'shapes' / 'dtypes']`` into ``[(key, per-item shape, dtype)]`` (empty only
+    with ``allow_empty``: a dict-mode buffer whose items hold no tensors)."""
     if not isinstance(storage, dict):
         raise ValueError(f"replay state: 'storage' must be a dict when size > 0, got {describe(storage)}")
     lists = []
@@ -72,7 +71,7 @@ def read_schema(storage: Any) -> Schema:
         if not isinstance(v, list):
             raise ValueError(f"replay state: 'storage.{f}' must be a list, got {type(v).__name__}")
         lists.append(v)
-    if len({len(v) for v in lists}) != 1 or not lists[0]:
+    if len({len(v) for v in lists}) != 1 or not (lists[0] or allow_empty):
         raise ValueError("replay state: 'storage.keys/shapes/dtypes' must be non-empty, of equal length")
     schema: Schema = []
     for name, shape, dtype_name in zip(*lists, strict=True):
@@ -100,6 +99,30 @@ def index_array(values: torch.Tensor, name: str) -> np.ndarray:
             raise ValueError(f"{name} must be an integer tensor, got dtype {values.dtype}")
         values = values.to("cpu", torch.int64)
     return np.ascontiguousarray(values.numpy())
+
+
+def priority_array(priority: Any, n: int) -> np.ndarray:
+    """``priority`` of any kind (a tensor of any dtype, shape or device, a sequence) as ``(n,)`` float32
+    CPU numpy; the values are not range-checked here."""
+    if not isinstance(priority, torch.Tensor):
+        priority = torch.as_tensor(priority)
+    if priority.ndim != 1 or priority.requires_grad:
+        priority = priority.detach().reshape(-1)
+    if priority.shape[0] != n:
+        raise ValueError(f"priority must have one element per index: expected {n}, got {priority.shape[0]}")
+    if priority.dtype is not torch.float32 or not priority.is_cpu:
+        priority = priority.to("cpu", torch.float32)
+    return priority.numpy()
+
+
+def index_and_priority(index: Any, priority: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(index, priority)`` of any kind as ``(N,)`` int64 and float32 CPU numpy arrays."""
+    if not isinstance(index, torch.Tensor):
+        index = torch.as_tensor(index)
+    if index.ndim != 1:
+        index = index.reshape(-1)
+    prio = priority_array(priority, index.shape[0])
+    return index_array(index, "index"), prio
 
 
 def normalize_key(key: Any, what: str) -> NestedKey:
