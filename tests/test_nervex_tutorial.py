@@ -193,7 +193,6 @@ def test_read_config_reads_a_yaml_mapping(tmp_path):
         read_config(tmp_path / "list.yaml")
 
 
-@pytest.mark.xfail(strict=True, reason="PrioritizedBuffer maxlen/dict mode: replay branch")
 def test_data_queue():
     # from nervex.data import PrioritizedBuffer
     #

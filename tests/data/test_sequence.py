@@ -243,7 +243,7 @@ def test_load_state_dict_rejects_corrupt_or_incompatible_state(change, match):
 
 def test_round_trip_through_prioritized_replay():
     b = SequenceBuilder(E, SEQ_LEN, burn_in=BURN_IN, overlap=OVERLAP)
-    buffer = PrioritizedBuffer(capacity=16, seed=0)
+    buffer = PrioritizedBuffer(maxlen=16, seed=0)
     stored = []
     for t in range(7):
         out = b.add(make_step(t), flags(0) if t == 3 else flags())
