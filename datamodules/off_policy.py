@@ -14,7 +14,7 @@ from tensordict import TensorDict
 
 from lightning_rl import keys
 from lightning_rl.contract import Actor, StepBatches, require
-from lightning_rl.data import PrioritizedBuffer, linear_beta
+from lightning_rl.data import PrioritizedBuffer
 from lightning_rl.data.actor_mirror import ActorMirror
 from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.collector import VectorCollector
@@ -22,6 +22,7 @@ from lightning_rl.data.frames import FrameStore
 from lightning_rl.data.pipeline import TransitionPipeline
 from lightning_rl.data.throttle import SampleInsertRatio
 from lightning_rl.datamodules.base import EnvDataModule, Restartable
+from lightning_rl.torch_utils import Schedule
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
 from lightning_rl.utils.io import atomic_save
 
@@ -148,7 +149,7 @@ class OffPolicyDataModule(EnvDataModule):
             )
         n_envs = self.n_envs
         # importance-sampling exponent as a function of global env steps
-        self.beta = linear_beta(priority_beta, priority_beta_final, priority_beta_steps)
+        self.beta = Schedule(priority_beta, priority_beta_final, "linear", priority_beta_steps)
         image_obs = self.env_spec["obs_dtype"] == "uint8"
         obs_shape = self.env_spec["obs_shape"]
         if frame_store is None:  # channel-first frame stacks only: an (H, W, C) image is not a stack

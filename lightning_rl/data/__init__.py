@@ -14,7 +14,7 @@ from lightning_rl.data.offline import (
     write_dataset,
 )
 from lightning_rl.data.pipeline import TransitionPipeline
-from lightning_rl.data.replay import PrioritizedBuffer, linear_beta
+from lightning_rl.data.replay import PrioritizedBuffer
 from lightning_rl.data.rollout import RolloutCollector
 from lightning_rl.data.sequence import SequenceBuilder, sequence_priority
 from lightning_rl.data.throttle import SampleInsertRatio
@@ -37,6 +37,5 @@ __all__ = [
     "VectorCollector",
     "collate_transitions",
     "write_dataset",
-    "linear_beta",
     "sequence_priority",
 ]

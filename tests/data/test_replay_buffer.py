@@ -9,7 +9,7 @@ import torch
 from tensordict import TensorDict
 
 from lightning_rl import keys
-from lightning_rl.data import PrioritizedBuffer, linear_beta
+from lightning_rl.data import PrioritizedBuffer
 
 
 def make_batch(values: list[float] | torch.Tensor, obs_dim: int = 4) -> TensorDict:
@@ -218,15 +218,6 @@ def test_call_errors_name_the_field():
         buf.update_priority(torch.tensor([0, 8]), torch.tensor([1.0, 1.0]))
     with pytest.raises(ValueError, match="index"):
         buf.update_priority(torch.tensor([0.0, 1.0]), torch.tensor([1.0, 1.0]))
-    with pytest.raises(ValueError, match="start"):
-        linear_beta(-0.1, 1.0, 10)
-
-
-def test_linear_beta():
-    beta = linear_beta(0.4, 1.0, 100)
-    assert beta(0) == pytest.approx(0.4)
-    assert beta(50) == pytest.approx(0.7)
-    assert beta(100) == pytest.approx(1.0) and beta(10_000) == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------------- checkpoints

@@ -87,3 +87,10 @@ def test_identical_to_the_epsilon_schedule(kind, start, end, decay):
 def test_identical_to_linear_beta(start, end, steps):
     schedule = Schedule(start, end, "linear", steps)
     assert [schedule(s) for s in STEPS] == [_old_linear_beta(start, end, steps, s) for s in STEPS]
+
+
+def test_off_policy_beta_is_a_linear_schedule_over_env_steps():
+    from lightning_rl.datamodules import OffPolicyDataModule
+
+    beta = OffPolicyDataModule(priority_beta=0.4, priority_beta_final=1.0, priority_beta_steps=100).beta
+    assert (beta(0), beta(50), beta(100), beta(10_000)) == (0.4, 0.7, 1.0, 1.0)

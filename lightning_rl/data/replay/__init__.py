@@ -15,8 +15,10 @@ module             job
 ``stats``          :meth:`PrioritizedBuffer.stats`
 ``persistence``    ``state_dict`` (lz4 columns) and ``save`` / ``load`` (a directory with a CRC)
 ``checks``         argument and saved-state validation (every error names the field)
-``beta``           :func:`linear_beta`
 =================  ===========================================================================
+
+The importance-sampling exponent ``beta`` is annealed by the caller (the off-policy DataModule uses a
+``lightning_rl.torch_utils.Schedule`` over env steps) and passed to each ``sample``.
 
 The fast path (DESIGN.md §6 "Replay speed"): ``sample`` is one draw from the sampler (torchrl's C++
 segment trees, or ``torch.randint``) plus one gather of whole packed rows; ``update_priority`` goes
@@ -35,7 +37,6 @@ say) through the :class:`PackedStorage` it is bound to. ``tests/data/test_replay
 both kinds.
 """
 
-from lightning_rl.data.replay.beta import linear_beta
 from lightning_rl.data.replay.buffer import PrioritizedBuffer
 from lightning_rl.data.replay.checks import StateReader
 from lightning_rl.data.replay.sampler import LoadedSampler, Sampler
@@ -50,5 +51,4 @@ __all__ = [
     "Sampler",
     "StateReader",
     "UniformSampler",
-    "linear_beta",
 ]
