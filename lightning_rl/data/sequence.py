@@ -8,6 +8,7 @@ import torch
 from tensordict import NestedKey, TensorDict, TensorDictBase, is_non_tensor
 
 from lightning_rl import keys
+from lightning_rl.data.fields import required_tensor
 from lightning_rl.utils.checks import check_int, describe
 
 __all__ = ["SequenceBuilder", "sequence_priority"]
@@ -161,13 +162,7 @@ class SequenceBuilder:
     def _step_values(self, step: TensorDictBase) -> list[torch.Tensor]:
         values = []
         for key, ring in self._leaves:
-            value = step.get(key, None)
-            if not isinstance(value, torch.Tensor):
-                raise ValueError(
-                    f"step is missing key {key!r} (recorded keys: {[k for k, _ in self._leaves]})"
-                    if value is None
-                    else f"step key {key!r} must be a tensor, got {type(value).__name__}"
-                )
+            value = required_tensor(step, key, "step", [k for k, _ in self._leaves])
             if value.shape != ring.shape[1:] or value.dtype != ring.dtype or value.device != ring.device:
                 raise ValueError(
                     f"step key {key!r} has shape {tuple(value.shape)} dtype {value.dtype} on {value.device}; "

@@ -22,6 +22,7 @@ from tensordict import TensorDict, TensorDictBase, is_non_tensor
 
 from lightning_rl import keys
 from lightning_rl.data._torchrl_compat import new_flat_tensordict
+from lightning_rl.data.fields import required_tensor
 from lightning_rl.data.replay.checks import RESERVED_KEYS, NestedKey, Schema, normalize_key
 
 STORAGES = ("memory", "memmap")
@@ -84,13 +85,7 @@ class PackedStorage:
             self._allocate_from(batch, allow_empty)
         values = []
         for key, store in self.leaves:
-            value = batch.get(key, None)
-            if not isinstance(value, torch.Tensor):
-                raise ValueError(
-                    f"batch is missing key {key!r} (stored keys: {[k for k, _ in self.leaves]})"
-                    if value is None
-                    else f"batch key {key!r} must be a tensor, got {type(value).__name__}"
-                )
+            value = required_tensor(batch, key, "batch", [k for k, _ in self.leaves])
             if value.shape[1:] != store.shape[1:] or value.dtype != store.dtype:
                 raise ValueError(
                     f"batch key {key!r} has per-item shape {tuple(value.shape[1:])} dtype {value.dtype}; "
