@@ -25,6 +25,7 @@ class RankReport(pl.Callback):
             "param_abs_sum": params.double().abs().sum().item(),
             "env_steps": dm.env_steps,
             "train_iter": pl_module.train_iter,
+            "direct_update": pl_module._direct_update_applies(pl_module.optimizers()),
         }
         if hasattr(dm, "buffer"):  # off-policy: what each rank's replay holds
             report["buffer_size"] = len(dm.buffer)
@@ -34,6 +35,13 @@ class RankReport(pl.Callback):
             report["obs_mean"] = None if dm.obs_stats is None else dm.obs_stats.mean.tolist()
         with open(os.path.join(trainer.default_root_dir, f"rank{trainer.global_rank}.json"), "w") as f:
             json.dump(report, f)
+
+
+class LightningUpdatePath(pl.Callback):
+    """Makes the policy take Lightning's manual_backward / clip_gradients / optimizer.step on every update."""
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pl_module.direct_optimizer_update = False
 
 
 def free_port() -> int:

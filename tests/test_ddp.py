@@ -22,6 +22,9 @@ def test_two_rank_ddp_keeps_replicas_in_sync_with_separate_collectors(tmp_path):
     # gradients are all-reduced: both replicas end with identical weights after 40 updates
     assert reports[0]["param_sum"] == reports[1]["param_sum"]
     assert reports[0]["param_abs_sum"] == reports[1]["param_abs_sum"]
+    assert (
+        reports[0]["direct_update"] and reports[1]["direct_update"]
+    )  # RLPolicy.optimizer_update's fast path
     # every rank took the same number of updates and counts global env steps
     assert reports[0]["train_iter"] == reports[1]["train_iter"] == 40
     assert reports[0]["env_steps"] == reports[1]["env_steps"]

@@ -155,11 +155,7 @@ class ActorCriticPolicy(RLPolicy):
         loss = losses.policy_loss + self.vf_coef * losses.value_loss + ent_coef * losses.entropy_loss
         for group in optimizer.param_groups:
             group["lr"] = lr
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if self.max_grad_norm is not None:
-            self.clip_gradients(optimizer, self.max_grad_norm, gradient_clip_algorithm="norm")
-        optimizer.step()
+        self.optimizer_update(optimizer, loss, self.max_grad_norm)
         self.train_iter += 1
         if self.should_log():
             metrics = {

@@ -8,7 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.core.optimizer import LightningOptimizer
+from pytorch_lightning.plugins.precision import Precision
+from pytorch_lightning.strategies import DDPStrategy, SingleDeviceStrategy
 from tensordict import TensorDict
+from torch import Tensor
 
 from lightning_rl.contract import DataSource, StepBatches, require
 from lightning_rl.loggers import log_to_loggers
@@ -26,6 +31,13 @@ for _message in (
     warnings.filterwarnings("ignore", message=f".*{re.escape(_message)}")
 
 
+# Hooks that Lightning's manual_backward / clip_gradients / optimizer.step call around each update; the
+# direct path of `RLPolicy.optimizer_update` is taken only while neither the module nor any callback
+# overrides one of them (plus `LightningModule.backward`, which manual_backward calls).
+_UPDATE_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+_MODULE_UPDATE_HOOKS = (*_UPDATE_HOOKS, "backward")
+
+
 class RLPolicy(pl.LightningModule):
     """Base class of all policies.
 
@@ -40,6 +52,7 @@ class RLPolicy(pl.LightningModule):
     Optimization is manual (DESIGN.md §6): one ``training_step`` may run several updates to amortize
     Lightning's per-step cost, and ``trainer.global_step`` counts optimizer steps, so ``max_steps`` is
     a budget of gradient updates. :attr:`train_iter` counts updates explicitly and is checkpointed.
+    Every update goes through :meth:`optimizer_update` (zero_grad, backward, clip, step).
 
     The policy talks to its DataModule only through :attr:`data`, typed by a protocol of
     :mod:`lightning_rl.contract` (:attr:`data_protocol`, checked when fit starts).
@@ -55,6 +68,9 @@ class RLPolicy(pl.LightningModule):
     """
 
     data_protocol: type[DataSource] = DataSource  # what this policy needs of its DataModule
+    #: Let :meth:`optimizer_update` skip Lightning's hook dispatch when that changes nothing (False:
+    #: always take Lightning's own calls; the tests use it to compare both paths).
+    direct_optimizer_update: bool = True
 
     def __init__(self, env_spec: dict[str, Any] | None = None, gamma: float = 0.99, log_interval: int = 100):
         super().__init__()
@@ -106,6 +122,83 @@ class RLPolicy(pl.LightningModule):
         """Replay batches live on the CPU; with the ``dataloader_iter`` step Lightning does not move
         them, so policies do it here (a no-op on CPU)."""
         return batch if self.device.type == "cpu" else batch.to(self.device, non_blocking=True)
+
+    # --- optimization ----------------------------------------------------------------------------
+    def optimizer_update(
+        self, optimizer: LightningOptimizer, loss: Tensor, max_grad_norm: float | None
+    ) -> None:
+        """One gradient update: ``zero_grad(set_to_none=True)``, backward, clip the global gradient norm
+        of the optimizer's parameters to ``max_grad_norm`` (``None`` or <= 0: no clipping), step.
+
+        Lightning's own calls (``manual_backward``, ``clip_gradients``, ``optimizer.step()``) dispatch
+        through the strategy, the precision plugin, a closure and six hook calls: ~150-300 us per update
+        on a small CPU network, which is 10-15 % of a DQN step (benchmarks/lightning_overhead.py). When
+        they would add nothing (:meth:`_direct_update_applies`), this runs the same operations directly:
+        the strategy's ``pre_backward``/``post_backward`` (DDP's ``prepare_for_backward``, which arms the
+        gradient all-reduce, and its static-graph flush), ``loss.backward()``, the same
+        ``clip_grad_norm_`` call as the 32-bit precision plugin, and the raw ``optimizer.step()`` between
+        the LightningOptimizer's step callbacks, which the manual-optimization loop uses to count
+        ``trainer.global_step`` (and to time "optimizer_step" in a profiler). Weights, optimizer state,
+        ``global_step`` and ``max_steps`` are identical on both paths; only the profiler's entries for
+        the no-op hooks are missing. Anything else (AMP / bf16 / 64-bit precision, DeepSpeed, FSDP, XLA,
+        DDP model averaging, Fabric, an overridden hook) takes Lightning's calls.
+        """
+        if not self._direct_update_applies(optimizer):
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if max_grad_norm is not None:
+                self.clip_gradients(optimizer, max_grad_norm, gradient_clip_algorithm="norm")
+            optimizer.step()
+            return
+        raw = optimizer._optimizer
+        strategy = self._trainer.strategy
+        raw.zero_grad(set_to_none=True)
+        strategy.pre_backward(loss)
+        loss.backward()
+        strategy.post_backward(loss)
+        if max_grad_norm is not None and max_grad_norm > 0:
+            params = [param for group in raw.param_groups for param in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer._on_before_step()
+        raw.step()
+        optimizer._on_after_step()
+
+    def _direct_update_applies(self, optimizer: Any) -> bool:
+        """Whether Lightning's manual_backward / clip_gradients / optimizer.step would run exactly the
+        operations of the direct path (checked on every update: a few attribute look-ups)."""
+        trainer = self._trainer
+        if not self.direct_optimizer_update or trainer is None or self._fabric is not None:
+            return False
+        if not isinstance(optimizer, LightningOptimizer):
+            return False
+        strategy = trainer.strategy
+        # Strategy.backward = pre_backward + precision hooks + module.backward + post_backward and
+        # Strategy.optimizer_step = precision.optimizer_step; DDP adds only pre/post_backward (called on
+        # the direct path too) and, with post-localSGD, model averaging after the step.
+        kind = type(strategy)
+        if kind is DDPStrategy:
+            if strategy._model_averager is not None:
+                return False
+        elif kind is not SingleDeviceStrategy:
+            return False
+        # The 32-bit plugin exactly: its backward is loss.backward(), its optimizer_step is
+        # optimizer.step(closure) with the closure only running on_before_optimizer_step (it does not clip
+        # in manual optimization), its clip_gradients is clip_grad_norm_ over the optimizer's params.
+        if type(strategy.precision_plugin) is not Precision:
+            return False
+        # clip_gradients raises on a Trainer-level clip value that differs from ours: keep that error.
+        if trainer.gradient_clip_val is not None or trainer.gradient_clip_algorithm is not None:
+            return False
+        module_type = type(self)
+        for hook in _MODULE_UPDATE_HOOKS:
+            if getattr(module_type, hook) is not getattr(pl.LightningModule, hook):
+                return False
+        for callback in trainer.callbacks:
+            callback_type = type(callback)
+            for hook in _UPDATE_HOOKS:
+                if getattr(callback_type, hook) is not getattr(pl.Callback, hook):
+                    return False
+        return True
 
     # --- logging ----------------------------------------------------------------------------------
     def should_log(self) -> bool:

@@ -141,11 +141,7 @@ class DQN(RLPolicy):
     def training_update(self, batch: TensorDict) -> None:
         optimizer = self.optimizers()
         loss, td_error, extra = self.compute_loss(batch)
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if self.hparams.max_grad_norm is not None:
-            self.clip_gradients(optimizer, self.hparams.max_grad_norm, gradient_clip_algorithm="norm")
-        optimizer.step()
+        self.optimizer_update(optimizer, loss, self.hparams.max_grad_norm)
         self.train_iter += 1
         self.data.update_priority(batch[keys.INDEX], td_error)
         self.update_target()
