@@ -97,14 +97,9 @@ class Timer:
 
 def time_lightning(steps: int, updates_per_step: int) -> tuple[float, float]:
     policy, datamodule = make_policy(), ReplayOnlyDataModule(filled_buffer(), updates_per_step)
+    no_output = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=steps,
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        accelerator="cpu", max_steps=steps, max_epochs=-1, enable_model_summary=False, **no_output
     )
     timer = Timer()
     trainer.fit(policy, datamodule=datamodule)
