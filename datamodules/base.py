@@ -183,8 +183,8 @@ class EnvDataModule(pl.LightningDataModule):
             module.train(was_training)
 
     def val_dataloader(self) -> list[int]:
-        # One "batch" per validation run: the policy's validation_step evaluates whole episodes. During
-        # fit, evaluation belongs to the Evaluator callback, so the fit loop gets no validation batches.
+        # One "batch" per `validate` run, so that Lightning runs the loop whose end the Evaluator callback
+        # evaluates whole episodes at; during fit the Evaluator evaluates by itself, so no batches.
         return [0] if self.trainer is not None and self.trainer.state.fn == TrainerFn.VALIDATING else []
 
     def teardown(self, stage: str) -> None:
