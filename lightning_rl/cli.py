@@ -211,11 +211,16 @@ def reject_moved_knobs(args: Any) -> None:
         return
     named: list[str] = []
     for i, arg in enumerate(args):
-        if arg.startswith("--config"):
-            value = arg.partition("=")[2] or (args[i + 1] if i + 1 < len(args) else "")
+        if not arg.startswith("--"):
+            continue
+        flag, _, value = arg[2:].partition("=")
+        value = value or (args[i + 1] if i + 1 < len(args) else "")
+        if flag == "config":
             named += _dotted_keys(_load_config(value))
-        elif arg.startswith("--"):
-            named.append(arg[2:].partition("=")[0])
+        elif flag in ("model", "data"):  # a whole section from a file, e.g. --data hopper_env.yaml
+            named += _dotted_keys(_load_config(value), prefix=f"{flag}.")
+        else:
+            named.append(flag)
     for key in named:
         old = key.replace(".init_args.", ".")
         if old in MOVED_KNOBS:

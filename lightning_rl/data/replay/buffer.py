@@ -112,13 +112,17 @@ class PrioritizedBuffer:
         elif not isinstance(sampler, Sampler):
             raise ValueError(f"sampler must implement lightning_rl.data.replay.Sampler, got {sampler!r}")
         elif {"alpha": alpha, "prioritized": prioritized, "eps": eps} != _DEFAULTS:
-            raise ValueError("alpha, prioritized and eps configure the default sampler; configure sampler= itself")
+            raise ValueError(
+                "alpha, prioritized and eps configure the default sampler; configure sampler= itself"
+            )
         generator = torch.Generator()
         if seed is None:
             generator.seed()
         else:
             generator.manual_seed(seed)
-        self._storage = PackedStorage(capacity, storage, None if memmap_dir is None else Path(memmap_dir), compress)
+        self._storage = PackedStorage(
+            capacity, storage, None if memmap_dir is None else Path(memmap_dir), compress
+        )
         self._sampler = sampler
         self._items = DictItems(capacity)
         sampler.bind(self._storage, generator)
@@ -132,14 +136,16 @@ class PrioritizedBuffer:
     max_use = property(attrgetter("_eviction.max_use"), doc="Uses after which an item is evicted.")
     max_staleness = property(attrgetter("_eviction.max_staleness"), doc="Staleness above which items go.")
     pushed = property(
-        attrgetter("_storage.pushed"), doc="Items added since construction or :meth:`clear` (overwritten too)."
+        attrgetter("_storage.pushed"),
+        doc="Items added since construction or :meth:`clear` (overwritten too).",
     )
     sampled = property(
         attrgetter("_storage.sampled"),
         doc="Items sampled since construction or :meth:`clear` (each occurrence in a batch counts).",
     )
     num_sampleable = property(
-        attrgetter("_sampler.live"), doc="Stored items that are not evicted (those :meth:`sample` can return)."
+        attrgetter("_sampler.live"),
+        doc="Stored items that are not evicted (those :meth:`sample` can return).",
     )
 
     @property
@@ -171,7 +177,10 @@ class PrioritizedBuffer:
 
     # ------------------------------------------------------------------ adding items
     def append(
-        self, item: TensorDictBase | Mapping[str, Any], priority: float | None = None, policy_iter: int | None = None
+        self,
+        item: TensorDictBase | Mapping[str, Any],
+        priority: float | None = None,
+        policy_iter: int | None = None,
     ) -> int:
         """Add one item (a ``TensorDict`` with ``batch_size []``, or a dict); see :meth:`extend`.
 
@@ -215,7 +224,9 @@ class PrioritizedBuffer:
         dict_batch = None
         if isinstance(batch, TensorDictBase):
             if self._items.names is not None:
-                raise ValueError("this buffer stores dict items (its first ones were): extend it with a list of dicts")
+                raise ValueError(
+                    "this buffer stores dict items (its first ones were): extend it with a list of dicts"
+                )
             if batch.batch_dims < 1:
                 raise ValueError(
                     f"batch must have batch_size [N, ...] (a leading item dim), got {list(batch.batch_size)}"
@@ -227,7 +238,8 @@ class PrioritizedBuffer:
             batch = dict_batch.tensors
         else:
             raise ValueError(
-                f"batch must be a TensorDict with batch_size [N] or a list of dicts, got {type(batch).__name__}"
+                "batch must be a TensorDict with batch_size [N] or a list of dicts, "
+                f"got {type(batch).__name__}"
             )
         n = batch.batch_size[0]
         policy_iters = self._eviction.policy_iters(policy_iter, n)
@@ -281,10 +293,12 @@ class PrioritizedBuffer:
         if batch_size > live:
             if live == 0:
                 raise ValueError(
-                    f"cannot sample batch_size={batch_size}: no sampleable items (len {size}, all evicted or empty)"
+                    f"cannot sample batch_size={batch_size}: no sampleable items "
+                    f"(len {size}, all evicted or empty)"
                 )
             raise ValueError(
-                f"batch_size must be <= num_sampleable = {live} (stored, not evicted; len {size}), got {batch_size}"
+                f"batch_size must be <= num_sampleable = {live} (stored, not evicted; len {size}), "
+                f"got {batch_size}"
             )
         return batch_size
 

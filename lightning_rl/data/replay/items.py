@@ -152,7 +152,11 @@ class DictItems:
             raise ValueError(
                 "replay state: 'storage.objects' must hold 'names' (a list of str) and 'columns' (a dict)"
             )
-        if len(set(names)) != len(names) or set(names) != {*columns, *tensor_keys} or set(columns) & {*tensor_keys}:
+        if (
+            len(set(names)) != len(names)
+            or set(names) != {*columns, *tensor_keys}
+            or set(columns) & {*tensor_keys}
+        ):
             raise ValueError(
                 f"replay state: 'storage.objects.names' {names} must be the object columns "
                 f"{sorted(columns)} and the stored tensor keys {sorted(map(str, tensor_keys))}, once each"

@@ -163,7 +163,9 @@ def load(parts: ReplayParts, directory: str | os.PathLike[str]) -> None:
         with open(directory / ROWS_FILE, "rb") as f:
             for chunk in parts.storage.row_chunks():
                 if f.readinto(memoryview(chunk)) != chunk.nbytes:
-                    raise ValueError(f"{directory / ROWS_FILE} changed while loading: it is shorter than before")
+                    raise ValueError(
+                        f"{directory / ROWS_FILE} changed while loading: it is shorter than before"
+                    )
     except BaseException:  # an I/O error after validation: empty rather than half-loaded
         parts.reset()
         raise
@@ -179,7 +181,9 @@ def _read_state(parts: ReplayParts, state: Any) -> tuple[int, _Commit]:
     if r.get("format", str) != FORMAT:
         raise ValueError(f"replay state: 'format' must be {FORMAT!r}, got {state.get('format')!r}")
     if r.get("version", int) not in _READABLE:
-        raise ValueError(f"replay state: unsupported 'version' {state.get('version')!r} (supported: {_READABLE})")
+        raise ValueError(
+            f"replay state: unsupported 'version' {state.get('version')!r} (supported: {_READABLE})"
+        )
     st = parts.storage
     r.same("capacity", st.capacity)
     r.same("prioritized", parts.sampler.prioritized)
@@ -286,4 +290,3 @@ def _check_rows_file(storage: dict[str, Any], schema: Schema, size: int, directo
             actual = zlib.crc32(block, actual)
     if actual != crc:
         raise ValueError(f"replay directory {directory}: {ROWS_FILE} is corrupt (CRC-32 mismatch)")
-
