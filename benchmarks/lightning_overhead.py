@@ -6,16 +6,20 @@ env steps, so the difference is Lightning's per-step cost (with ``updates_per_st
 The network and batch are small ([64, 64], batch 64) on purpose: the cheaper the math, the larger the
 framework's share, so this is the worst case for the default config's [128, 128] / batch 256.
 
-The two sides run in alternating rounds (plain, Lightning, Lightning, plain, ...) so that a machine whose
-load changes during the run slows both alike; each side's figure is its fastest round, in wall-clock and
-in process CPU time (the latter leaves out time spent waiting for a core on a busy machine).
+The two sides take turns in one process, ``--chunk`` updates at a time: the Lightning run's data stream
+runs a chunk of plain-loop updates (timed, and left out of the Lightning time) every ``--chunk`` updates.
+So both see the same machine load at every moment, which on a busy machine changes by tens of percent
+within seconds; separate back-to-back runs there measure the load more than Lightning. The ratio is
+total Lightning time over total plain time (wall clock; process CPU time beside it), with the median and
+range of the per-chunk ratios.
 
-    python benchmarks/lightning_overhead.py [--steps 3000] [--updates-per-step 4] [--rounds 4]
+    python benchmarks/lightning_overhead.py [--steps 6000] [--updates-per-step 4] [--chunk 100]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Iterator
 
@@ -56,22 +60,66 @@ def filled_buffer(size: int = 50_000) -> PrioritizedBuffer:
     return buffer
 
 
-class ReplayOnlyDataModule(pl.LightningDataModule):
-    """Serves samples of a fixed buffer; priorities go back to it (no env collection)."""
+def clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
 
-    def __init__(self, buffer: PrioritizedBuffer, updates_per_step: int):
+
+def make_policy() -> DQN:
+    torch.manual_seed(0)
+    return DQN(env_spec=SPEC, hidden_sizes=(64, 64), lr=1e-3, target_update_interval=100, log_interval=1_000)
+
+
+class PlainLoop:
+    """The same update written as a plain loop (what CleanRL-style code would do)."""
+
+    def __init__(self) -> None:
+        self.policy, self.buffer = make_policy(), filled_buffer()
+        self.optimizer = self.policy.configure_optimizers()
+        self.times: list[tuple[float, float]] = []  # (wall, CPU) seconds of each timed chunk
+
+    def run(self, steps: int) -> None:
+        policy, buffer, optimizer = self.policy, self.buffer, self.optimizer
+        start = clocks()
+        for _ in range(steps):
+            batch = buffer.sample(BATCH, beta=0.4)
+            loss, td_error, _ = policy.compute_loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.net.parameters(), policy.hparams.max_grad_norm)
+            optimizer.step()
+            policy.train_iter += 1
+            buffer.update_priority(batch[keys.INDEX], td_error)
+            policy.update_target()
+        end = clocks()
+        self.times.append((end[0] - start[0], end[1] - start[1]))
+
+
+class ReplayOnlyDataModule(pl.LightningDataModule):
+    """Serves training steps of ``updates_per_step`` samples of a fixed buffer (each drawn when the policy
+    asks for it); priorities go back to it, no env collection. With ``plain``, runs ``chunk`` plain-loop
+    updates before every ``chunk`` updates and records the clocks around them."""
+
+    def __init__(
+        self,
+        buffer: PrioritizedBuffer,
+        updates_per_step: int,
+        plain: PlainLoop | None = None,
+        chunk: int = 100,
+    ):
         super().__init__()
-        self.buffer = buffer
-        self.updates_per_step = updates_per_step
+        self.buffer, self.updates_per_step, self.plain, self.chunk = buffer, updates_per_step, plain, chunk
         self.env_steps = 0
         self.max_env_steps = None
+        self.marks: list[tuple[tuple[float, float], tuple[float, float]]] = []  # clocks before/after a chunk
 
     def train_dataloader(self) -> Iterator[Iterator[TensorDict]]:
-        """Training steps of ``updates_per_step`` batches, each sampled when the policy asks for it."""
-        return (self._step() for _ in iter(int, 1))
-
-    def _step(self) -> Iterator[TensorDict]:
-        return (self.buffer.sample(BATCH, beta=0.4) for _ in range(self.updates_per_step))
+        while True:
+            if self.plain is not None:
+                before = clocks()
+                self.plain.run(self.chunk)
+                self.marks.append((before, clocks()))
+            for _ in range(self.chunk // self.updates_per_step):
+                yield (self.buffer.sample(BATCH, beta=0.4) for _ in range(self.updates_per_step))
 
     def update_priority(self, index: torch.Tensor, priority: torch.Tensor) -> None:
         self.buffer.update_priority(index, priority)
@@ -80,76 +128,52 @@ class ReplayOnlyDataModule(pl.LightningDataModule):
         return {}
 
 
-def make_policy() -> DQN:
-    torch.manual_seed(0)
-    return DQN(env_spec=SPEC, hidden_sizes=(64, 64), lr=1e-3, target_update_interval=100, log_interval=1_000)
-
-
-class Timer:
-    """Wall-clock and process CPU seconds since construction."""
-
-    def __init__(self) -> None:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-
-    def per(self, steps: int) -> tuple[float, float]:
-        return (time.perf_counter() - self.wall) / steps, (time.process_time() - self.cpu) / steps
-
-
-def time_lightning(steps: int, updates_per_step: int) -> tuple[float, float]:
-    policy, datamodule = make_policy(), ReplayOnlyDataModule(filled_buffer(), updates_per_step)
+def fit(steps: int, datamodule: ReplayOnlyDataModule) -> None:
     no_output = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer = pl.Trainer(
         accelerator="cpu", max_steps=steps, max_epochs=-1, enable_model_summary=False, **no_output
     )
-    timer = Timer()
-    trainer.fit(policy, datamodule=datamodule)
-    return timer.per(steps)
-
-
-def time_plain(steps: int) -> tuple[float, float]:
-    """The same update written as a plain loop (what CleanRL-style code would do)."""
-    policy, buffer = make_policy(), filled_buffer()
-    optimizer = policy.configure_optimizers()
-    timer = Timer()
-    for _ in range(steps):
-        batch = buffer.sample(BATCH, beta=0.4)
-        loss, td_error, _ = policy.compute_loss(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.net.parameters(), policy.hparams.max_grad_norm)
-        optimizer.step()
-        policy.train_iter += 1
-        buffer.update_priority(batch[keys.INDEX], td_error)
-        policy.update_target()
-    return timer.per(steps)
+    trainer.fit(make_policy(), datamodule=datamodule)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=6000, help="gradient updates on each side")
     parser.add_argument("--updates-per-step", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=4, help="timed runs of each side, interleaved")
+    parser.add_argument("--chunk", type=int, default=100, help="updates per turn (a multiple of the above)")
     args = parser.parse_args()
+    if args.chunk % args.updates_per_step or args.steps % args.chunk:
+        parser.error("--chunk must be a multiple of --updates-per-step, and --steps of --chunk")
     torch.set_num_threads(1)
-    time_plain(300), time_lightning(300, args.updates_per_step)  # warm-up
-    runs: dict[str, list[tuple[float, float]]] = {"plain": [], "lightning": []}
-    for round_ in range(args.rounds):
-        order = ("plain", "lightning") if round_ % 2 == 0 else ("lightning", "plain")
-        for side in order:
-            if side == "plain":
-                runs[side].append(time_plain(args.steps))
-            else:
-                runs[side].append(time_lightning(args.steps, args.updates_per_step))
-    (plain_wall, plain_cpu), (pl_wall, pl_cpu) = (
-        tuple(min(column) for column in zip(*runs[side], strict=True)) for side in ("plain", "lightning")
+    plain = PlainLoop()
+    plain.run(300)  # warm-up
+    fit(300, ReplayOnlyDataModule(filled_buffer(), args.updates_per_step))
+    plain.times.clear()
+    # Lightning's time between two plain chunks is `chunk` updates; the first such stretch (right after
+    # fit's start-up) and the one after the last plain chunk are not measured
+    datamodule = ReplayOnlyDataModule(filled_buffer(), args.updates_per_step, plain, args.chunk)
+    fit(args.steps + 2 * args.chunk, datamodule)
+    marks = datamodule.marks[1:]
+    pairs = [
+        ((start[0] - end[0], start[1] - end[1]), chunk)
+        for (_, end), (start, _), chunk in zip(marks, marks[1:], plain.times[2:], strict=False)
+    ]
+    ratios = [lightning[0] / chunk[0] for lightning, chunk in pairs]
+    updates = args.chunk * len(pairs)
+    (pl_wall, pl_cpu), (plain_wall, plain_cpu) = (
+        (sum(wall for wall, _ in side) / updates, sum(cpu for _, cpu in side) / updates)
+        for side in zip(*pairs, strict=True)
     )
-    per_call = args.updates_per_step
     print(f"plain PyTorch loop : {plain_wall * 1e6:8.1f} us / gradient step  (CPU {plain_cpu * 1e6:8.1f} us)")
     print(
         f"Lightning (DQN)    : {pl_wall * 1e6:8.1f} us / gradient step  (CPU {pl_cpu * 1e6:8.1f} us)"
-        f"  updates_per_step={per_call}"
+        f"  updates_per_step={args.updates_per_step}"
     )
-    print(f"ratio              : {pl_wall / plain_wall:8.3f}  (CPU {pl_cpu / plain_cpu:.3f}; target <= 1.10)")
+    print(
+        f"ratio              : {pl_wall / plain_wall:8.3f}  (target <= 1.10; CPU {pl_cpu / plain_cpu:.3f}; "
+        f"{len(pairs)} turns of {args.chunk} updates: median {statistics.median(ratios):.3f}, "
+        f"{min(ratios):.3f}-{max(ratios):.3f})"
+    )
 
 
 if __name__ == "__main__":
