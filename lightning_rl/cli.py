@@ -34,10 +34,12 @@ from pytorch_lightning.loggers import CSVLogger
 from lightning_rl.callbacks import DataMetrics, Evaluator, RLProgressBar
 from lightning_rl.checkpoint_io import AtomicCheckpointIO
 from lightning_rl.collect import collect_dataset
+from lightning_rl.contract import ContractError
 from lightning_rl.data.offline import TransitionDataset
 from lightning_rl.datamodules import EnvDataModule
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import RLPolicy
+from lightning_rl.utils.checks import ConfigError
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "accelerator": "cpu",
@@ -167,10 +169,21 @@ class RLCLI(LightningCLI):
         reject_moved_knobs(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
 
+    def instantiate_classes(self) -> None:
+        """As LightningCLI's; a class's own argument check (a ``ValueError``, which jsonargparse wraps in
+        its own) comes out as a :class:`ConfigError` with the check's message."""
+        try:
+            super().instantiate_classes()
+        except ValueError as err:
+            cause: BaseException = err
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            raise ConfigError(str(cause)) from err
+
     def before_instantiate_classes(self) -> None:
         config = self._subcommand_config(self.config)
         if config.num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, got {config.num_threads}")
+            raise ConfigError(f"num_threads must be >= 1, got {config.num_threads}")
         torch.set_num_threads(config.num_threads)
 
     def _subcommand_config(self, config: Any) -> Any:
@@ -275,6 +288,9 @@ def main(args: list[str] | None = None) -> None:
         sys.path.insert(0, os.getcwd())
     try:
         RLCLI(args=args)
+    except (ConfigError, ContractError) as err:  # bad input: one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     finally:
         # Lightning leaves the process group up after fit; torch's gloo threads torn down at interpreter
         # exit then abort the process now and then ("terminate called without an active exception").

@@ -29,6 +29,7 @@ __all__ = [
     "DataSource",
     "Minibatch",
     "RolloutActor",
+    "ContractError",
     "RolloutSource",
     "Rng",
     "StepBatches",
@@ -109,8 +110,12 @@ class RolloutSource(DataSource, Protocol):
 _P = TypeVar("_P")
 
 
+class ContractError(TypeError):
+    """A policy and a DataModule that do not fit together; ``lightning-rl`` reports it as one line."""
+
+
 def require(obj: Any, protocol: type[_P], role: str, hint: str) -> _P:
-    """``obj`` if it implements ``protocol``; else a ``TypeError`` naming what is missing.
+    """``obj`` if it implements ``protocol``; else a :class:`ContractError` naming what is missing.
 
     Args:
         obj: the other side (a policy or a DataModule).
@@ -121,7 +126,7 @@ def require(obj: Any, protocol: type[_P], role: str, hint: str) -> _P:
     if isinstance(obj, protocol):
         return obj
     members = [name for name in _members(protocol) if not hasattr(obj, name)]
-    raise TypeError(
+    raise ContractError(
         f"{role} must be a {protocol.__name__} ({type(obj).__name__} lacks {', '.join(members)}); {hint}"
     )
 

@@ -9,7 +9,7 @@ import torch
 import yaml
 from cli_utils import CONFIG, short_run_args
 
-from lightning_rl.cli import MOVED_KNOBS, RLCLI
+from lightning_rl.cli import MOVED_KNOBS, RLCLI, main
 from lightning_rl.contract import Actor, DataSource, RolloutActor, RolloutSource, require
 from lightning_rl.data import ActorMirror
 from lightning_rl.datamodules import OffPolicyDataModule, OnPolicyDataModule
@@ -98,3 +98,29 @@ def test_a_knob_at_its_old_place_is_one_line_naming_the_new_one(old, tmp_path, c
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith(f"error: {section}.init_args.{field} has moved")
         assert MOVED_KNOBS[old].split(" ")[0] in err
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("--evaluator.seed=-1", "error: seed must be >= 0, got -1"),
+        ("--data.init_args.updates_per_step=0", "error: updates_per_step must be > 0, got 0"),
+        ("--model.init_args.gamma=2", r"error: gamma must be in [0.0, 1.0], got 2.0"),
+        ("--model=lightning_rl.policies.PPO", "error: PPO's DataModule must be a RolloutSource ("),
+    ],
+)
+def test_a_bad_value_on_the_command_line_is_one_line_and_exit_code_2(override, message, tmp_path, capsys):
+    args = [
+        "fit",
+        "--config",
+        CONFIG,
+        override,
+        "--trainer.logger=false",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    stderr = capsys.readouterr().err
+    errors = [line for line in stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and errors[0].startswith(message) and "Traceback" not in stderr

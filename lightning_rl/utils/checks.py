@@ -8,6 +8,10 @@ from typing import Any
 import torch
 
 
+class ConfigError(ValueError):
+    """A bad configuration value; ``lightning-rl`` reports it as one line and exits with status 2."""
+
+
 def check_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
     """``low <= value <= high`` (``low < value`` when ``low_open``)."""
     if not (low < value <= high if low_open else low <= value <= high):
