@@ -17,7 +17,7 @@ from lightning_rl.contract import Minibatch, RolloutActor, StepBatches, require
 from lightning_rl.data.actor_mirror import ActorMirror
 from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.collector import VectorCollector
-from lightning_rl.data.normalizer import RewardScaler, RunningMeanStd
+from lightning_rl.data.normalizer import RewardScaler, RunningMeanStd, standardize
 from lightning_rl.data.rollout import RolloutCollector
 from lightning_rl.datamodules.base import EnvDataModule, Restartable
 from lightning_rl.utils.checks import check_choice, check_int, check_positive
@@ -144,9 +144,7 @@ class OnPolicyDataModule(EnvDataModule):
 
     def preprocess_obs(self, obs: Tensor) -> Tensor:
         """What the policy sees: observations standardized by the running statistics, if enabled."""
-        if self.obs_stats is None:
-            return obs
-        return self.obs_stats.normalize(obs, self.hparams.clip_obs)
+        return standardize(obs, self.obs_stats, self.hparams.clip_obs)
 
     def collect_rollout(self, policy: RolloutActor) -> TensorDict:
         """``n_steps`` vector steps with ``policy`` (see :class:`~lightning_rl.data.RolloutCollector`)."""

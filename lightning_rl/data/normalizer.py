@@ -57,6 +57,12 @@ class RunningMeanStd:
         self.mean, self.var, self.count = state["mean"].clone(), state["var"].clone(), float(state["count"])
 
 
+def standardize(obs: Tensor, stats: RunningMeanStd | None, clip: float) -> Tensor:
+    """What a policy sees of observations: standardized by ``stats`` and clipped, or as they are when
+    normalization is off (``stats`` is ``None``)."""
+    return obs if stats is None else stats.normalize(obs, clip)
+
+
 class RewardScaler:
     """Divides rewards by the running std of the discounted return (SB3's ``VecNormalize`` rewards).
 

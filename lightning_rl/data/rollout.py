@@ -9,7 +9,7 @@ from torch import Tensor
 from lightning_rl import keys
 from lightning_rl.contract import RolloutActor
 from lightning_rl.data.collector import VectorCollector
-from lightning_rl.data.normalizer import RewardScaler, RunningMeanStd
+from lightning_rl.data.normalizer import RewardScaler, RunningMeanStd, standardize
 from lightning_rl.rl_utils import gae
 from lightning_rl.rl_utils.bootstrap import next_state_values
 
@@ -51,10 +51,6 @@ class RolloutCollector:
         self.reward_scaler = reward_scaler
         self.keep_next_obs = keep_next_obs
 
-    def preprocess_obs(self, obs: Tensor) -> Tensor:
-        """What the policy sees: observations standardized by the running statistics, if enabled."""
-        return obs if self.obs_stats is None else self.obs_stats.normalize(obs, self.clip_obs)
-
     def collect(self, policy: RolloutActor, n_steps: int) -> TensorDict:
         """``n_steps`` vector steps with ``policy``.
 
@@ -74,7 +70,7 @@ class RolloutCollector:
         def act(obs: Tensor) -> Tensor:
             if self.obs_stats is not None:
                 self.obs_stats.update(obs)
-            out[keys.OBS] = self.preprocess_obs(obs)
+            out[keys.OBS] = standardize(obs, self.obs_stats, self.clip_obs)
             with torch.no_grad():
                 out.update(policy.collect(out[keys.OBS]))
             return out.pop("env_action", out[keys.ACTION])
@@ -88,7 +84,7 @@ class RolloutCollector:
             keys.REWARD: reward,
             keys.TERMINATED: step.terminated,
             keys.TRUNCATED: step.truncated,
-            keys.NEXT_OBS: self.preprocess_obs(step.next_obs),
+            keys.NEXT_OBS: standardize(step.next_obs, self.obs_stats, self.clip_obs),
             "dropped": step.dropped,
         }
 
