@@ -34,9 +34,9 @@ from pytorch_lightning.loggers import CSVLogger
 from lightning_rl.callbacks import DataMetrics, Evaluator, RLProgressBar
 from lightning_rl.checkpoint_io import AtomicCheckpointIO
 from lightning_rl.collect import collect_dataset
-from lightning_rl.contract import ContractError
 from lightning_rl.data.offline import TransitionDataset
 from lightning_rl.datamodules import EnvDataModule
+from lightning_rl.errors import ReportedError
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import RLPolicy
 from lightning_rl.utils.checks import ConfigError
@@ -288,9 +288,9 @@ def main(args: list[str] | None = None) -> None:
         sys.path.insert(0, os.getcwd())
     try:
         RLCLI(args=args)
-    except (ConfigError, ContractError) as err:  # bad input: one line, no traceback
+    except ReportedError as err:  # bad input, a damaged file, a diverged run: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(err.exit_code)
     finally:
         # Lightning leaves the process group up after fit; torch's gloo threads torn down at interpreter
         # exit then abort the process now and then ("terminate called without an active exception").

@@ -19,6 +19,8 @@ import torch
 from tensordict import TensorDict
 from torch import Tensor
 
+from lightning_rl.errors import ReportedError
+
 ActMode = Literal["collect", "eval"]
 Rng = torch.Generator | None  # the exploration randomness a collector hands to ``act``
 Minibatch = Literal["steps", "trajectories"]
@@ -110,8 +112,10 @@ class RolloutSource(DataSource, Protocol):
 _P = TypeVar("_P")
 
 
-class ContractError(TypeError):
+class ContractError(ReportedError, TypeError):
     """A policy and a DataModule that do not fit together; ``lightning-rl`` reports it as one line."""
+
+    exit_code = 2
 
 
 def require(obj: Any, protocol: type[_P], role: str, hint: str) -> _P:

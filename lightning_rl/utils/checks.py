@@ -7,9 +7,13 @@ from typing import Any
 
 import torch
 
+from lightning_rl.errors import ReportedError
 
-class ConfigError(ValueError):
+
+class ConfigError(ReportedError, ValueError):
     """A bad configuration value; ``lightning-rl`` reports it as one line and exits with status 2."""
+
+    exit_code = 2
 
 
 def check_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
