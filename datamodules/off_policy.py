@@ -24,6 +24,7 @@ from lightning_rl.data.throttle import SampleInsertRatio
 from lightning_rl.datamodules.base import EnvDataModule, Restartable
 from lightning_rl.torch_utils import Schedule
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
+from lightning_rl.utils.integrity import CheckpointError, load_torch_file
 from lightning_rl.utils.io import atomic_save
 
 # frame_store turns on by itself for uint8 observations (k, H, W) with a stack of at most this many frames
@@ -419,7 +420,7 @@ class OffPolicyDataModule(EnvDataModule):
         if self.buffer is None:  # validate/test: no replay, only the counters matter
             return
         if "buffer" not in state and "buffer_dir" not in state:
-            raise ValueError(
+            raise CheckpointError(
                 "this checkpoint holds no replay buffer (best.ckpt is saved without one); "
                 "resume from last.ckpt"
             )
@@ -436,9 +437,9 @@ class OffPolicyDataModule(EnvDataModule):
         else:
             rank_dir = os.path.join(state["buffer_dir"], f"rank{self.rank}")
             if not os.path.isdir(rank_dir):
-                raise FileNotFoundError(f"replay buffer of rank {self.rank} not found at {rank_dir}")
+                raise CheckpointError(f"replay buffer of rank {self.rank} not found at {rank_dir}")
             self.buffer.load(os.path.join(rank_dir, "buffer"))
-            rank_state = torch.load(os.path.join(rank_dir, "state.pt"), weights_only=True)
+            rank_state = load_torch_file(os.path.join(rank_dir, "state.pt"))
         self.generator.set_state(rank_state["generator"])
         if (rank_state.get("frames") is None) != (self.frames is None):
             raise ValueError(

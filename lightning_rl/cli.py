@@ -40,6 +40,7 @@ from lightning_rl.errors import ReportedError
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import RLPolicy
 from lightning_rl.utils.checks import ConfigError
+from lightning_rl.utils.integrity import load_torch_file, verify_torch_file
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "accelerator": "cpu",
@@ -96,7 +97,7 @@ class RLTrainer(pl.Trainer):
                 uniformly random data with ``--epsilon 1``).
         """
         if ckpt_path is not None:
-            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            checkpoint = load_torch_file(ckpt_path)  # verified: a damaged file is one line
             model.load_state_dict(checkpoint["state_dict"])
             model.on_load_checkpoint(checkpoint)
         return collect_dataset(
@@ -138,6 +139,15 @@ class RLCLI(LightningCLI):
         parser.link_arguments(
             "data", "model.init_args.env_spec", compute_fn=_env_spec, apply_on="instantiate"
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """Verify a ``--ckpt_path`` checkpoint first: a damaged one is one line, before any run directory
+        exists (LightningCLI's own merge then ``torch.load``s it)."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path:
+            verify_torch_file(ckpt_path)
+        super()._parse_ckpt_path()
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         """Fill in RL defaults the config left open: CSV + offline wandb loggers, a checkpoint callback

@@ -33,6 +33,7 @@ from torch.utils.data import Dataset, Sampler
 from lightning_rl import keys
 from lightning_rl.spec import EnvSpec
 from lightning_rl.utils.checks import check_int, check_positive
+from lightning_rl.utils.integrity import verify_manifest
 from lightning_rl.utils.io import atomic_directory
 
 __all__ = [
@@ -121,8 +122,9 @@ def _dtype_name(dtype: torch.dtype) -> str:
 class TransitionDataset(Dataset):
     """Map-style dataset over a dataset directory written by :func:`write_dataset` / :func:`collect_dataset`.
 
-    The directory is validated on opening (metadata, every field's file, shape and dtype); a missing
-    or corrupt part raises an error naming the file or field. Data stays memory-mapped.
+    The directory is validated on opening (metadata, every file's CRC-32 in ``checksums.json``, every
+    field's file, shape and dtype); a missing or corrupt part raises an error naming the file or field.
+    Data stays memory-mapped (the CRCs are read once, at about 1 GB/s).
 
     ``dataset[i]`` (int) gives one transition (batch ``[]``); ``dataset[idx]`` with an index tensor
     ``(B,)`` (or a list / slice) gives a batch ``[B]``: ``OBS`` ``(B, *obs_shape)``, ``ACTION`` ``(B,)``
@@ -134,6 +136,7 @@ class TransitionDataset(Dataset):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.metadata = read_metadata(self.path)
+        verify_manifest(self.path, "dataset")  # every file's CRC-32 (datasets written since manifests)
         self._data = _open_transitions(self.path, self.metadata)
 
     @property

@@ -15,6 +15,7 @@ from lightning_rl import keys
 from lightning_rl.data import PrioritizedBuffer
 from lightning_rl.data.replay import persistence as replay_module
 from lightning_rl.utils import io as io_module
+from lightning_rl.utils.integrity import MANIFEST_FILE, CheckpointError
 
 
 def make_batch(values) -> TensorDict:
@@ -381,7 +382,7 @@ def test_save_load_empty_buffer(tmp_path):
     buf = feature_buffer(seed=0)
     buf.train_iter = 5
     buf.save(tmp_path / "r")
-    assert sorted(os.listdir(tmp_path / "r")) == ["state.pt"]
+    assert sorted(os.listdir(tmp_path / "r")) == [MANIFEST_FILE, "state.pt"]
     clone = feature_buffer(seed=1)
     clone.load(tmp_path / "r")
     assert len(clone) == 0 and clone.train_iter == 5
@@ -395,6 +396,11 @@ def _saved(tmp_path) -> tuple[PrioritizedBuffer, os.PathLike]:
     return buf, path
 
 
+def _legacy(path, damage):
+    (path / MANIFEST_FILE).unlink()
+    damage()
+
+
 def _flip_byte(path):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -402,24 +408,38 @@ def _flip_byte(path):
 
 
 @pytest.mark.parametrize(
-    ("damage", "error", "match"),
+    ("damage", "match"),
     [
-        (lambda p: None, FileNotFoundError, "not a directory"),  # loads tmp_path / "missing"
-        (lambda p: (p / "state.pt").unlink(), FileNotFoundError, "state.pt is missing"),
-        (lambda p: (p / "rows.bin").unlink(), FileNotFoundError, "rows.bin is missing"),
-        (lambda p: (p / "state.pt").write_bytes(b"not a torch file"), ValueError, "state.pt is corrupt"),
-        (lambda p: _flip_byte(p / "rows.bin"), ValueError, "CRC-32"),
-        (lambda p: (p / "rows.bin").write_bytes(b"\0" * 10), ValueError, "rows.bin has 10 bytes"),
+        (lambda p: None, "not a directory"),  # loads tmp_path / "missing"
+        (lambda p: (p / "state.pt").unlink(), "state.pt is missing"),
+        (lambda p: (p / "rows.bin").unlink(), "rows.bin is missing"),
+        (lambda p: (p / "state.pt").write_bytes(b"not a torch file"), "state.pt has 16 bytes"),
+        (lambda p: _flip_byte(p / "rows.bin"), "checksum mismatch in rows.bin"),
+        (lambda p: _flip_byte(p / "state.pt"), "checksum mismatch in state.pt"),
+        (lambda p: (p / "rows.bin").write_bytes(b"\0" * 10), "rows.bin has 10 bytes"),
+        # a directory written before checksums.json existed: the loader's own checks
+        (lambda p: _legacy(p, lambda: (p / "state.pt").write_bytes(b"not a torch file")), "a text file"),
+        (lambda p: _legacy(p, lambda: _flip_byte(p / "rows.bin")), "CRC-32"),
     ],
-    ids=["no_dir", "no_state", "no_rows", "state_garbage", "rows_flipped", "rows_truncated"],
+    ids=[
+        "no_dir",
+        "no_state",
+        "no_rows",
+        "state_garbage",
+        "rows_flipped",
+        "state_flipped",
+        "rows_truncated",
+        "legacy_state_garbage",
+        "legacy_rows_flipped",
+    ],
 )
-def test_load_of_damaged_directory_raises_and_leaves_buffer_unchanged(tmp_path, damage, error, match):
+def test_load_of_damaged_directory_raises_and_leaves_buffer_unchanged(tmp_path, damage, match):
     _, path = _saved(tmp_path)
     damage(path)
     target = feature_buffer(seed=1)
     target.extend(make_batch([42]))
     before = target.stats()
-    with pytest.raises(error, match=match):
+    with pytest.raises(CheckpointError, match=match):
         target.load(tmp_path / "missing" if match == "not a directory" else path)
     assert target.stats() == before and target.sample(1)[keys.ACTION].item() == 42
 

@@ -5,7 +5,8 @@
   as lists of lz4-compressed ``uint8`` chunks.
 - ``save`` / ``load``: a directory, written atomically: ``state.pt`` (the same dict without the items)
   and ``rows.bin`` (the packed rows of slots ``[0, size)``, raw, streamed in chunks so a memmap buffer
-  larger than RAM can be saved; its CRC-32 is in ``state.pt``).
+  larger than RAM can be saved; its CRC-32 is in ``state.pt``) and ``checksums.json`` (every file's
+  size and CRC-32, checked before anything is read).
 
 Dict items' object values go into the dict as they are (see :mod:`~lightning_rl.data.replay.items`).
 Loading validates everything before changing anything: a corrupt or incompatible state raises
@@ -30,6 +31,7 @@ from lightning_rl.data.replay.sampler import Sampler
 from lightning_rl.data.replay.storage import PackedStorage, row_layout
 from lightning_rl.utils.checks import describe
 from lightning_rl.utils.compression import lz4_compress_chunks, lz4_decompress_chunks
+from lightning_rl.utils.integrity import CheckpointError, load_torch_file, verify_manifest
 from lightning_rl.utils.io import atomic_directory
 
 FORMAT = "lightning_rl.PrioritizedBuffer"
@@ -145,13 +147,11 @@ def load(parts: ReplayParts, directory: str | os.PathLike[str]) -> None:
     directory = Path(directory)
     state_path = directory / STATE_FILE
     if not directory.is_dir():
-        raise FileNotFoundError(f"no saved replay buffer at {directory}: not a directory")
+        raise CheckpointError(f"no saved replay buffer at {directory}: not a directory")
     if not state_path.is_file():
-        raise FileNotFoundError(f"no saved replay buffer at {directory}: {STATE_FILE} is missing")
-    try:
-        state = torch.load(state_path, weights_only=True)
-    except Exception as err:  # pickle, zip and torch errors alike mean a corrupt file
-        raise ValueError(f"replay directory {directory}: {STATE_FILE} is corrupt: {err}") from err
+        raise CheckpointError(f"no saved replay buffer at {directory}: {STATE_FILE} is missing")
+    verify_manifest(directory, "replay directory")  # every file's CRC-32 (directories since manifests)
+    state = load_torch_file(state_path)
     size, apply = _read_state(parts, state)
     schema, objects = _read_storage_entry(parts, state.get("storage"), size)
     if schema is not None:
@@ -289,4 +289,4 @@ def _check_rows_file(storage: dict[str, Any], schema: Schema, size: int, directo
         while block := f.read(_IO_CHUNK_BYTES):
             actual = zlib.crc32(block, actual)
     if actual != crc:
-        raise ValueError(f"replay directory {directory}: {ROWS_FILE} is corrupt (CRC-32 mismatch)")
+        raise CheckpointError(f"replay directory {directory}: {ROWS_FILE} is corrupt (CRC-32 mismatch)")
