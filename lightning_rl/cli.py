@@ -39,8 +39,9 @@ from lightning_rl.datamodules import EnvDataModule
 from lightning_rl.errors import ReportedError
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import RLPolicy
+from lightning_rl.resume import merge_checkpoint_hparams
 from lightning_rl.utils.checks import ConfigError
-from lightning_rl.utils.integrity import load_torch_file, verify_torch_file
+from lightning_rl.utils.integrity import load_torch_file
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "accelerator": "cpu",
@@ -123,6 +124,7 @@ class RLCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("trainer_class", RLTrainer)
         self.result: dict[str, Any] | None = None
+        self._args = kwargs.get("args")  # parsed again without defaults by _parse_ckpt_path
         super().__init__(
             RLPolicy, EnvDataModule, *args, subclass_mode_model=True, subclass_mode_data=True, **kwargs
         )
@@ -141,13 +143,22 @@ class RLCLI(LightningCLI):
         )
 
     def _parse_ckpt_path(self) -> None:
-        """Verify a ``--ckpt_path`` checkpoint first: a damaged one is one line, before any run directory
-        exists (LightningCLI's own merge then ``torch.load``s it)."""
+        """With ``--ckpt_path``: verify the checkpoint (a damaged one is one line, before any run
+        directory exists), then fill in its model hyperparameters where the user set none; an explicit
+        value wins and is reported (:func:`lightning_rl.resume.merge_checkpoint_hparams`)."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path:
-            verify_torch_file(ckpt_path)
-        super()._parse_ckpt_path()
+        if not ckpt_path:
+            return
+        checkpoint = load_torch_file(ckpt_path)
+        args = sys.argv[1:] if self._args is None else self._args
+        if isinstance(args, list):
+            explicit = self.parser.parse_args(args, defaults=False)
+        else:
+            explicit = self.parser.parse_object(args, defaults=False)
+        self.config = merge_checkpoint_hparams(
+            self.parser, self.config, explicit, subcommand, ckpt_path, checkpoint
+        )
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         """Fill in RL defaults the config left open: CSV + offline wandb loggers, a checkpoint callback
