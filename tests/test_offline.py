@@ -29,6 +29,7 @@ from lightning_rl.entry import serial_pipeline
 from lightning_rl.envs import probe_env_spec, resolve_env_factory
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import DQN
+from lightning_rl.utils.integrity import CheckpointError
 
 OFFLINE_CONFIG = str(REPO / "configs" / "cartpole_dqn_offline.yaml")
 MIXED_EPSILON = [0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0]  # one per env of the default config's 8
@@ -118,18 +119,18 @@ def _corrupt_metadata(path, **changes):
         (lambda p: _corrupt_metadata(p, nstep=0), ValueError, "'nstep' must be an int >= 1"),
         (
             lambda p: (p / TRANSITIONS_DIR / "reward.memmap").unlink(),
-            FileNotFoundError,
-            "the file of field 'reward' is missing",
+            CheckpointError,  # the checksum manifest lists every file: it notices first
+            r"transitions/reward\.memmap is missing",
         ),
         (
             lambda p: os.truncate(p / TRANSITIONS_DIR / "obs.memmap", 100),
-            ValueError,
-            r"obs\.memmap holds 100 bytes but field 'obs' .* needs 800: the file is corrupt",
+            CheckpointError,
+            r"transitions/obs\.memmap has 100 bytes, 800 were written",
         ),
         (
             lambda p: (p / TRANSITIONS_DIR / "meta.json").write_text("[]"),
-            ValueError,
-            "cannot be loaded as a memory-mapped TensorDict",
+            CheckpointError,
+            r"transitions/meta\.json has 2 bytes",
         ),
     ],
 )
