@@ -14,6 +14,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from cli_utils import REPO, short_run_args
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from tensordict import TensorDict
 from test_on_policy_family import ppo_args
@@ -107,10 +108,8 @@ def run_dirs(root: Path) -> list[Path]:
 def test_dqn_with_a_huge_learning_rate_stops_at_once_with_one_line(tmp_path, capsys):
     code, errors = run_main(short_run_args(tmp_path, "--model.init_args.lr=1e30"), capsys)
     assert code == 1
-    assert len(errors) == 1, errors
-    # Adam's first step moves every weight by ~lr: the weights' norms overflow at update 1
-    assert errors[0].startswith("error: DQN: non-finite parameters of net.")
-    assert "at update 1;" in errors[0] and "no checkpoint was written before it" in errors[0]
+    # Adam's first step moves every weight by ~lr: the TD loss of update 2 overflows
+    assert errors == ["error: DQN: non-finite loss/td (nan) at update 2; no checkpoint was written before it"]
     (run,) = run_dirs(tmp_path)
     assert not (run / "result.json").exists()
     assert not list(run.glob("checkpoints/*.ckpt"))
@@ -229,13 +228,16 @@ class SnapshotNaNRewardDQN(NaNRewardDQN):
         return state, optimizer_state, self.train_iter, self.trainer.global_step
 
 
-def fit_replay(root: Path, policy: DQN, max_steps: int = 40) -> pl.Trainer:
+def fit_replay(
+    root: Path, policy: DQN, max_steps: int = 40, checkpoint: ModelCheckpoint | None = None
+) -> pl.Trainer:
     trainer = pl.Trainer(
+        callbacks=[] if checkpoint is None else [checkpoint],
         accelerator="cpu",
         max_steps=max_steps,
         max_epochs=-1,
         logger=CSVLogger(root, name="csv"),
-        enable_checkpointing=False,
+        enable_checkpointing=checkpoint is not None,
         enable_progress_bar=False,
         enable_model_summary=False,
         default_root_dir=root,
@@ -283,6 +285,35 @@ def test_skip_step_still_stops_on_non_finite_parameters(tmp_path):
         match=r"HugeStepDQN: non-finite parameters of net\.\S+ \(norm (inf|nan)\) at update 1;",
     ):
         fit_replay(tmp_path, policy)
+
+
+class CorruptedParameterDQN(DQN):
+    """A parameter no loss uses is set to inf after update 6 (as by a buggy in-place edit)."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.unused = torch.nn.Parameter(torch.zeros(3))
+
+    def training_update(self, batch: TensorDict) -> None:
+        super().training_update(batch)
+        if self.train_iter == 6:
+            with torch.no_grad():
+                self.unused.fill_(math.inf)
+
+
+@pytest.mark.parametrize("log_interval, save_every", [(4, None), (1000, 8)])
+def test_parameters_are_scanned_at_the_periodic_read_and_before_a_save(tmp_path, log_interval, save_every):
+    checkpoint = (
+        None if save_every is None else ModelCheckpoint(tmp_path / "ckpt", every_n_train_steps=save_every)
+    )
+    policy = replay_dqn(CorruptedParameterDQN, log_interval=log_interval)
+    with pytest.raises(
+        NonFiniteError,
+        match=r"^CorruptedParameterDQN: non-finite parameters of unused \(norm inf\) "
+        r"at update 8; no checkpoint was written before it$",
+    ):
+        fit_replay(tmp_path, policy, checkpoint=checkpoint)
+    assert not list(tmp_path.glob("ckpt/*"))
 
 
 def test_a_refused_nan_priority_is_reported_as_the_nan_update(tmp_path):

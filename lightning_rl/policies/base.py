@@ -75,18 +75,20 @@ class RLPolicy(pl.LightningModule):
         gamma: discount factor in [0, 1] (the policy's: on-policy collectors read it from here).
         log_interval: write ``train/…`` metrics every this many gradient updates (the ``DataMetrics``
             callback writes the DataModule's at the same interval).
-        on_nonfinite: what a non-finite loss term, gradient norm or parameter does (every update checks
-            them). ``"stop"``: the run ends with one ``error:`` line naming the update, the policy and
-            the term (exit status 1); no checkpoint is written after it, so ``last.ckpt`` and
-            ``best.ckpt`` keep the last good weights, and no result is written. On the CPU it stops at
-            that update; on an accelerator the values stay on the device (no sync per update) and are
-            read every ``log_interval`` updates and before every checkpoint save, evaluation and rollout
-            collection, so the run stops at the first such read and names the first bad update.
+        on_nonfinite: what a non-finite loss term, gradient norm or parameter does. Every update's loss
+            terms and gradient norm are checked; the parameters (target networks' too) every
+            ``log_interval`` updates and before every checkpoint save, evaluation and rollout collection,
+            and when training ends (between those, a parameter that overflows makes the next loss
+            non-finite). ``"stop"``: the run ends with one ``error:`` line naming the update, the policy
+            and the term (exit status 1); no checkpoint is written after it, so ``last.ckpt`` and
+            ``best.ckpt`` keep the last good weights, and no result is written. On the CPU a loss term or
+            gradient norm stops the run at its update; on an accelerator they stay on the device (no
+            sync per update) until the next of the reads above, which names the first bad update.
             ``"skip_step"``: an update whose loss terms or gradient norm are non-finite is not applied
             (no optimizer step, gradients dropped, parameters and optimizer state untouched,
             ``train_iter`` not advanced) and is counted in ``train/skipped_nonfinite``; the run goes on,
-            but parameters that become non-finite still stop it. This mode reads the values on the host
-            before every step (one sync per update on an accelerator).
+            but parameters that become non-finite (checked after every step) still stop it. This mode
+            reads the values on the host at every update (a sync per update on an accelerator).
     """
 
     data_protocol: type[DataSource] = DataSource  # what this policy needs of its DataModule
@@ -148,6 +150,8 @@ class RLPolicy(pl.LightningModule):
             batches, _, _ = next(dataloader_iter)  # Lightning yields (item, batch_idx, dataloader_idx)
             for batch in batches:
                 self.training_update(self.batch_to_device(batch))
+                if self.train_iter % self.log_interval == 0:
+                    self.check_finite()
         except NonFiniteError:
             raise
         except Exception:
@@ -177,9 +181,9 @@ class RLPolicy(pl.LightningModule):
         of the optimizer's parameters to ``max_grad_norm`` (``None`` or <= 0: no clipping), step.
 
         ``terms`` are the scalar loss terms to check, by name (``{"loss/td": ..., "loss": loss}``; default
-        ``{"loss": loss}``): they, the global gradient norm and every parameter's norm after the step must
-        be finite (``on_nonfinite``). Returns whether the step was taken (``False``: skipped by
-        ``on_nonfinite="skip_step"``; the caller then leaves ``train_iter`` and priorities alone).
+        ``{"loss": loss}``): they and the global gradient norm must be finite (``on_nonfinite``). Returns
+        whether the step was taken (``False``: skipped by ``on_nonfinite="skip_step"``; the caller then
+        leaves ``train_iter`` and priorities alone).
 
         Lightning's own calls (``manual_backward``, ``clip_gradients``, ``optimizer.step()``) dispatch
         through the strategy, the precision plugin, a closure and six hook calls: ~150-300 us per update
@@ -251,49 +255,61 @@ class RLPolicy(pl.LightningModule):
     def _record_update(
         self, terms: Mapping[str, Tensor], grad_norm: Tensor | None, optimizer: Any, params: list[Tensor]
     ) -> None:
-        """Hand the update's loss terms, gradient norm and parameter norms to the guard; read it now on
-        the CPU (free there), every ``log_interval`` updates, and after every update with skip_step."""
+        """Hand the update's loss terms and gradient norm to the guard, which reads them at once on the
+        CPU. skip_step reads every update, and the parameters after its step too (a parameter that
+        overflows otherwise makes the next update's loss non-finite, or is found at the next read)."""
         update = self.train_iter + 1
-        names = self._names_of_update(tuple(terms), grad_norm is not None, optimizer)
+        every_step = self.on_nonfinite == "skip_step"
+        names = self._names_of_update(tuple(terms), grad_norm is not None, optimizer if every_step else None)
         with torch.no_grad():
-            norms = torch._foreach_norm(params)
+            norms = torch._foreach_norm(params) if every_step else []
             values = torch.stack([*terms.values(), *([] if grad_norm is None else [grad_norm]), *norms])
-        self.nonfinite.record(update, names, values)
-        if (
-            self.on_nonfinite == "skip_step"
-            or update % self.log_interval == 0
-            or (self.nonfinite.checks_at_once(values) and self._world_size() == 1)
-        ):
-            self.check_finite()
+        found = self.nonfinite.record(update, names, values)
+        if every_step:
+            found = self.nonfinite.first_bad() is not None  # a host read on an accelerator
+        if found and (every_step or self._world_size() == 1):  # DDP: all ranks at the periodic read
+            self._raise_nonfinite(self.nonfinite.first_bad())
 
     def _names_of_update(
-        self, terms: tuple[str, ...], has_grad_norm: bool, optimizer: Any
+        self, terms: tuple[str, ...], has_grad_norm: bool, optimizer: Any | None
     ) -> tuple[str, ...]:
-        """The names of :meth:`_record_update`'s values (one tuple per layout, built once)."""
+        """The names of :meth:`_record_update`'s values, with the parameters of ``optimizer`` (``None``:
+        none) last; one tuple per layout, built once."""
         key = (terms, has_grad_norm, id(optimizer))
         names = self._update_names.get(key)
         if names is None:
-            param_names = {id(param): name for name, param in self.named_parameters()}
-            params = [param for group in optimizer.param_groups for param in group["params"]]
-            names = (
-                *terms,
-                *(["grad_norm"] if has_grad_norm else []),
-                *(f"parameters of {param_names.get(id(param), 'the optimizer')}" for param in params),
+            params = (
+                [] if optimizer is None else [p for group in optimizer.param_groups for p in group["params"]]
             )
+            names = (*terms, *(["grad_norm"] if has_grad_norm else []), *self._parameter_names(params))
             self._update_names[key] = names
         return names
 
-    def check_finite(self) -> None:
-        """Raise :class:`NonFiniteError` if a checked value of an update so far was non-finite (a host read
-        of what the guard kept on the device; free when no update came since the last call).
+    def _parameter_names(self, params: list[Tensor]) -> list[str]:
+        module_names = {id(param): name for name, param in self.named_parameters()}
+        return [f"parameters of {module_names.get(id(param), 'the optimizer')}" for param in params]
 
-        Called by every update on the CPU, every ``log_interval`` updates, before checkpoints are saved,
-        before evaluations (``Evaluator``) and rollouts, and when training ends; under DDP every rank
-        calls it at the same points, and it stops all ranks together.
+    def _record_parameters(self) -> None:
+        """Hand the norm of every parameter (target networks' too) to the guard."""
+        params = [param for param in self.parameters() if param.is_floating_point()]
+        if params:
+            with torch.no_grad():
+                norms = torch.stack(torch._foreach_norm(params))
+            self.nonfinite.record(self.train_iter, tuple(self._parameter_names(params)), norms)
+
+    def check_finite(self, rescan: bool = False) -> None:
+        """Raise :class:`NonFiniteError` if a loss term or gradient norm of an update so far, or a
+        parameter now, is non-finite: one host read of what the guard kept on the device, and a scan of
+        the parameters; nothing when no update came since the last call (unless ``rescan``).
+
+        Called every ``log_interval`` updates, before checkpoints are saved (``rescan``), before
+        evaluations (``Evaluator``) and rollouts, and when training ends; under DDP every rank calls it
+        at the same points, and it stops all ranks together.
         """
         guard = self.nonfinite
-        if guard.records == self._nonfinite_checked and guard.first_bad() is None:
+        if not rescan and guard.records == self._nonfinite_checked:
             return
+        self._record_parameters()
         self._nonfinite_checked = guard.records
         found = guard.first_bad()
         if self._world_size() > 1 and self._trainer.strategy.reduce_boolean_decision(
@@ -374,13 +390,8 @@ class RLPolicy(pl.LightningModule):
     # --- checkpoint ----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Lightning calls it before the file is written: a non-finite update so far, or a non-finite
-        parameter (target networks' too) now, stops the run instead of saving."""
-        named = [(name, param) for name, param in self.named_parameters() if param.is_floating_point()]
-        if named:
-            with torch.no_grad():
-                norms = torch.stack(torch._foreach_norm([param for _, param in named]))
-            self.nonfinite.record(self.train_iter, tuple(f"parameters of {name}" for name, _ in named), norms)
-        self.check_finite()
+        parameter now, stops the run instead of saving."""
+        self.check_finite(rescan=True)
         checkpoint["train_iter"] = self.train_iter
         checkpoint["skipped_nonfinite"] = self.skipped_nonfinite
 

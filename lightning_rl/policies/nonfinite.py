@@ -57,18 +57,19 @@ class NonFiniteGuard:
         self._found: NonFinite | None = None
         self._pending: list[tuple[int, tuple[str, ...], Tensor]] = []
 
-    def record(self, update: int, names: tuple[str, ...], values: Tensor) -> None:
-        """Check ``values`` (``(N,)``, named by ``names``) of ``update``; the first bad update is kept."""
+    def record(self, update: int, names: tuple[str, ...], values: Tensor) -> bool:
+        """Check ``values`` (``(N,)``, named by ``names``) of ``update``; the first bad update is kept.
+        Returns whether a non-finite value is known now (always ``False`` for values kept unread)."""
         self.records += 1
-        if self._found is not None:
-            return
-        if self.checks_at_once(values):
-            if not math.isfinite(values.sum().item()):  # a sum is non-finite if any value is
+        if self._found is None:
+            if not self.checks_at_once(values):
+                self._pending.append((update, names, values))
+                if len(self._pending) < self.max_pending:
+                    return False
+                self.first_bad()
+            elif not math.isfinite(values.sum().item()):  # a sum is non-finite if any value is
                 self._found = _first_nonfinite([(update, names, values)])
-            return
-        self._pending.append((update, names, values))
-        if len(self._pending) >= self.max_pending:
-            self.first_bad()
+        return self._found is not None
 
     def checks_at_once(self, values: Tensor) -> bool:
         """Whether :meth:`record` checks these values at once (CPU ones, unless ``defer``)."""
