@@ -65,6 +65,7 @@ class Evaluator(pl.Callback):
             self.evaluate(trainer, pl_module)
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pl_module.check_finite()  # never evaluate, or save as best, weights of a non-finite update
         self._last_eval_iter = pl_module.train_iter
         metrics = None
         if trainer.is_global_zero:

@@ -109,6 +109,7 @@ class ActorCriticPolicy(RLPolicy):
     def collect(self, obs: Tensor) -> dict[str, Tensor]:
         """One exploring step: the sampled ``action`` (stored), its ``log_prob`` and ``value`` ``(E,)``, and
         ``env_action`` (clipped to the action bounds when the Gaussian is not squashed)."""
+        self.check_finite()  # no rollout from non-finite weights (a host read only after new updates)
         action, log_prob, value = self.net.act(obs.to(self.device))
         return {
             keys.ACTION: action.cpu(),
@@ -147,15 +148,23 @@ class ActorCriticPolicy(RLPolicy):
         self, losses: ActorCriticLosses, extra: Callable[[], dict[str, float]] | None = None
     ) -> None:
         """One optimizer step on ``policy_loss + vf_coef * value_loss + ent_coef * entropy_loss`` at the
-        scheduled learning rate and entropy weight; every ``log_interval`` updates it logs the losses, the
-        schedules' values and whatever ``extra()`` adds (called only then)."""
+        scheduled learning rate and entropy weight (each term checked for non-finite values as
+        ``loss/policy``, ``loss/value``, ``loss/entropy``); every ``log_interval`` updates it logs the
+        losses, the schedules' values and whatever ``extra()`` adds (called only then)."""
         optimizer = self.optimizers()
         lr = Schedule(self.lr, self.lr_final, self.lr_schedule)(self.progress())
         ent_coef = self.current_ent_coef()
         loss = losses.policy_loss + self.vf_coef * losses.value_loss + ent_coef * losses.entropy_loss
         for group in optimizer.param_groups:
             group["lr"] = lr
-        self.optimizer_update(optimizer, loss, self.max_grad_norm)
+        terms = {
+            "loss/policy": losses.policy_loss,
+            "loss/value": losses.value_loss,
+            "loss/entropy": losses.entropy_loss,
+            "loss": loss,
+        }
+        if not self.optimizer_update(optimizer, loss, self.max_grad_norm, terms):
+            return  # skipped (on_nonfinite="skip_step")
         self.train_iter += 1
         if self.should_log():
             metrics = {

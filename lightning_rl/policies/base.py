@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -14,11 +15,19 @@ from pytorch_lightning.plugins.precision import Precision
 from pytorch_lightning.strategies import DDPStrategy, SingleDeviceStrategy
 from tensordict import TensorDict
 from torch import Tensor
+from torch.nn.utils import clip_grads_with_norm_, get_total_norm
 
 from lightning_rl.contract import DataSource, StepBatches, require
 from lightning_rl.loggers import log_to_loggers
+from lightning_rl.policies.nonfinite import (
+    NONFINITE_MODES,
+    NonFinite,
+    NonFiniteError,
+    NonFiniteGuard,
+    NonFiniteMode,
+)
 from lightning_rl.spec import EnvSpec
-from lightning_rl.utils.checks import check_range
+from lightning_rl.utils.checks import check_choice, check_range
 
 # Deliberate choices that Lightning warns about on every run: policies take `dataloader_iter` (so nothing
 # is prefetched with stale weights or priorities), and fit gets no validation batches (evaluation is the
@@ -52,7 +61,8 @@ class RLPolicy(pl.LightningModule):
     Optimization is manual (DESIGN.md §6): one ``training_step`` may run several updates to amortize
     Lightning's per-step cost, and ``trainer.global_step`` counts optimizer steps, so ``max_steps`` is
     a budget of gradient updates. :attr:`train_iter` counts updates explicitly and is checkpointed.
-    Every update goes through :meth:`optimizer_update` (zero_grad, backward, clip, step).
+    Every update goes through :meth:`optimizer_update` (zero_grad, backward, clip, step), which checks
+    that its loss terms, gradient norm and parameters are finite (``on_nonfinite``).
 
     The policy talks to its DataModule only through :attr:`data`, typed by a protocol of
     :mod:`lightning_rl.contract` (:attr:`data_protocol`, checked when fit starts).
@@ -65,6 +75,20 @@ class RLPolicy(pl.LightningModule):
         gamma: discount factor in [0, 1] (the policy's: on-policy collectors read it from here).
         log_interval: write ``train/…`` metrics every this many gradient updates (the ``DataMetrics``
             callback writes the DataModule's at the same interval).
+        on_nonfinite: what a non-finite loss term, gradient norm or parameter does. Every update's loss
+            terms and gradient norm are checked; the parameters (target networks' too) every
+            ``log_interval`` updates and before every checkpoint save, evaluation and rollout collection,
+            and when training ends (between those, a parameter that overflows makes the next loss
+            non-finite). ``"stop"``: the run ends with one ``error:`` line naming the update, the policy
+            and the term (exit status 1); no checkpoint is written after it, so ``last.ckpt`` and
+            ``best.ckpt`` keep the last good weights, and no result is written. On the CPU a loss term or
+            gradient norm stops the run at its update; on an accelerator they stay on the device (no
+            sync per update) until the next of the reads above, which names the first bad update.
+            ``"skip_step"``: an update whose loss terms or gradient norm are non-finite is not applied
+            (no optimizer step, gradients dropped, parameters and optimizer state untouched,
+            ``train_iter`` not advanced) and is counted in ``train/skipped_nonfinite``; the run goes on,
+            but parameters that become non-finite (checked after every step) still stop it. This mode
+            reads the values on the host at every update (a sync per update on an accelerator).
     """
 
     data_protocol: type[DataSource] = DataSource  # what this policy needs of its DataModule
@@ -72,7 +96,13 @@ class RLPolicy(pl.LightningModule):
     #: always take Lightning's own calls; the tests use it to compare both paths).
     direct_optimizer_update: bool = True
 
-    def __init__(self, env_spec: dict[str, Any] | None = None, gamma: float = 0.99, log_interval: int = 100):
+    def __init__(
+        self,
+        env_spec: dict[str, Any] | None = None,
+        gamma: float = 0.99,
+        log_interval: int = 100,
+        on_nonfinite: NonFiniteMode = "stop",
+    ):
         super().__init__()
         self.save_hyperparameters()
         if env_spec is None:
@@ -83,11 +113,17 @@ class RLPolicy(pl.LightningModule):
         check_range("gamma", gamma, 0.0, 1.0)
         if log_interval < 1:
             raise ValueError(f"log_interval must be >= 1, got {log_interval}")
+        check_choice("on_nonfinite", on_nonfinite, NONFINITE_MODES)
         self.spec = EnvSpec.from_dict(env_spec)
         self.gamma = gamma
         self.log_interval = log_interval
         self.automatic_optimization = False
         self.train_iter = 0
+        self.on_nonfinite = on_nonfinite
+        self.nonfinite = NonFiniteGuard()
+        self.skipped_nonfinite = 0  # updates skipped by on_nonfinite="skip_step" (checkpointed)
+        self._nonfinite_checked = 0  # guard records read by the last check_finite
+        self._update_names: dict[tuple[Any, ...], tuple[str, ...]] = {}  # names of the checked values
 
     # --- what the policy reads of its DataModule -----------------------------------------------------
     @property
@@ -110,9 +146,19 @@ class RLPolicy(pl.LightningModule):
 
     # --- training ---------------------------------------------------------------------------------
     def training_step(self, dataloader_iter: Iterator[tuple[StepBatches, int, int]]) -> None:
-        batches, _, _ = next(dataloader_iter)  # Lightning yields (item, batch_idx, dataloader_idx)
-        for batch in batches:
-            self.training_update(self.batch_to_device(batch))
+        try:
+            batches, _, _ = next(dataloader_iter)  # Lightning yields (item, batch_idx, dataloader_idx)
+            for batch in batches:
+                self.training_update(self.batch_to_device(batch))
+                if self.train_iter % self.log_interval == 0:
+                    self.check_finite()
+        except NonFiniteError:
+            raise
+        except Exception:
+            # A non-finite update not read yet (on an accelerator) is the likely cause of a failure after
+            # it, e.g. a replay buffer refusing NaN priorities: report that instead.
+            self._raise_nonfinite(self.nonfinite.first_bad())
+            raise
 
     def training_update(self, batch: TensorDict) -> None:
         """One gradient update on one batch (and whatever follows it: priorities, target sync, logging)."""
@@ -125,10 +171,19 @@ class RLPolicy(pl.LightningModule):
 
     # --- optimization ----------------------------------------------------------------------------
     def optimizer_update(
-        self, optimizer: LightningOptimizer, loss: Tensor, max_grad_norm: float | None
-    ) -> None:
+        self,
+        optimizer: LightningOptimizer,
+        loss: Tensor,
+        max_grad_norm: float | None,
+        terms: Mapping[str, Tensor] | None = None,
+    ) -> bool:
         """One gradient update: ``zero_grad(set_to_none=True)``, backward, clip the global gradient norm
         of the optimizer's parameters to ``max_grad_norm`` (``None`` or <= 0: no clipping), step.
+
+        ``terms`` are the scalar loss terms to check, by name (``{"loss/td": ..., "loss": loss}``; default
+        ``{"loss": loss}``): they and the global gradient norm must be finite (``on_nonfinite``). Returns
+        whether the step was taken (``False``: skipped by ``on_nonfinite="skip_step"``; the caller then
+        leaves ``train_iter`` and priorities alone).
 
         Lightning's own calls (``manual_backward``, ``clip_gradients``, ``optimizer.step()``) dispatch
         through the strategy, the precision plugin, a closure and six hook calls: ~150-300 us per update
@@ -136,32 +191,149 @@ class RLPolicy(pl.LightningModule):
         they would add nothing (:meth:`_direct_update_applies`), this runs the same operations directly:
         the strategy's ``pre_backward``/``post_backward`` (DDP's ``prepare_for_backward``, which arms the
         gradient all-reduce, and its static-graph flush), ``loss.backward()``, the same
-        ``clip_grad_norm_`` call as the 32-bit precision plugin, and the raw ``optimizer.step()`` between
-        the LightningOptimizer's step callbacks, which the manual-optimization loop uses to count
-        ``trainer.global_step`` (and to time "optimizer_step" in a profiler). Weights, optimizer state,
-        ``global_step`` and ``max_steps`` are identical on both paths; only the profiler's entries for
-        the no-op hooks are missing. Anything else (AMP / bf16 / 64-bit precision, DeepSpeed, FSDP, XLA,
-        DDP model averaging, Fabric, an overridden hook) takes Lightning's calls.
+        ``clip_grad_norm_`` operations as the 32-bit precision plugin (``get_total_norm``, whose result
+        is also the checked gradient norm, and ``clip_grads_with_norm_``), and the raw
+        ``optimizer.step()`` between the LightningOptimizer's step callbacks, which the
+        manual-optimization loop uses to count ``trainer.global_step`` (and to time "optimizer_step" in
+        a profiler). Weights, optimizer state, ``global_step`` and ``max_steps`` are identical on both
+        paths; only the profiler's entries for the no-op hooks are missing. Anything else (AMP / bf16 /
+        64-bit precision, DeepSpeed, FSDP, XLA, DDP model averaging, Fabric, an overridden hook) takes
+        Lightning's calls (under a gradient scaler the scaled gradients are not checked: the scaler
+        skips steps with inf gradients itself).
         """
-        if not self._direct_update_applies(optimizer):
+        terms = {"loss": loss} if terms is None else terms
+        direct = self._direct_update_applies(optimizer)
+        raw = optimizer._optimizer if isinstance(optimizer, LightningOptimizer) else optimizer
+        params = [param for group in raw.param_groups for param in group["params"]]
+        if direct:
+            strategy = self._trainer.strategy
+            raw.zero_grad(set_to_none=True)
+            strategy.pre_backward(loss)
+            loss.backward()
+            strategy.post_backward(loss)
+        else:
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
+        grad_norm = self._grad_norm(params, direct)
+        if self.on_nonfinite == "skip_step" and self._skip_nonfinite(terms, grad_norm):
+            raw.zero_grad(set_to_none=True)
+            return False
+        if not direct:
             if max_grad_norm is not None:
                 self.clip_gradients(optimizer, max_grad_norm, gradient_clip_algorithm="norm")
             optimizer.step()
+        else:
+            if max_grad_norm is not None and max_grad_norm > 0 and grad_norm is not None:
+                clip_grads_with_norm_(params, max_grad_norm, grad_norm)
+            optimizer._on_before_step()
+            raw.step()
+            optimizer._on_after_step()
+        self._record_update(terms, grad_norm, raw, params)
+        return True
+
+    def _grad_norm(self, params: list[Tensor], direct: bool) -> Tensor | None:
+        """The global 2-norm of the gradients (``None`` without any, or while a precision plugin scales
+        them)."""
+        grads = [param.grad for param in params if param.grad is not None]
+        precision = getattr(self._trainer, "precision_plugin", None)
+        if not grads or (not direct and getattr(precision, "scaler", None) is not None):
+            return None
+        return get_total_norm(grads)
+
+    # --- non-finite values --------------------------------------------------------------------------
+    def _skip_nonfinite(self, terms: Mapping[str, Tensor], grad_norm: Tensor | None) -> bool:
+        """``on_nonfinite="skip_step"``: whether this update's loss terms or gradient norm are non-finite
+        (read on the host now; a decision of all ranks under DDP, whose gradients are all-reduced)."""
+        with torch.no_grad():
+            values = torch.stack([*terms.values(), *([] if grad_norm is None else [grad_norm])])
+            skip = not bool(torch.isfinite(values).all())
+        if self._world_size() > 1:
+            skip = self._trainer.strategy.reduce_boolean_decision(skip, all=False)
+        self.skipped_nonfinite += int(skip)
+        return skip
+
+    def _record_update(
+        self, terms: Mapping[str, Tensor], grad_norm: Tensor | None, optimizer: Any, params: list[Tensor]
+    ) -> None:
+        """Hand the update's loss terms and gradient norm to the guard, which reads them at once on the
+        CPU. skip_step reads every update, and the parameters after its step too (a parameter that
+        overflows otherwise makes the next update's loss non-finite, or is found at the next read)."""
+        update = self.train_iter + 1
+        every_step = self.on_nonfinite == "skip_step"
+        names = self._names_of_update(tuple(terms), grad_norm is not None, optimizer if every_step else None)
+        with torch.no_grad():
+            norms = torch._foreach_norm(params) if every_step else []
+            values = torch.stack([*terms.values(), *([] if grad_norm is None else [grad_norm]), *norms])
+        found = self.nonfinite.record(update, names, values)
+        if every_step:
+            found = self.nonfinite.first_bad() is not None  # a host read on an accelerator
+        if found and (every_step or self._world_size() == 1):  # DDP: all ranks at the periodic read
+            self._raise_nonfinite(self.nonfinite.first_bad())
+
+    def _names_of_update(
+        self, terms: tuple[str, ...], has_grad_norm: bool, optimizer: Any | None
+    ) -> tuple[str, ...]:
+        """The names of :meth:`_record_update`'s values, with the parameters of ``optimizer`` (``None``:
+        none) last; one tuple per layout, built once."""
+        key = (terms, has_grad_norm, id(optimizer))
+        names = self._update_names.get(key)
+        if names is None:
+            params = (
+                [] if optimizer is None else [p for group in optimizer.param_groups for p in group["params"]]
+            )
+            names = (*terms, *(["grad_norm"] if has_grad_norm else []), *self._parameter_names(params))
+            self._update_names[key] = names
+        return names
+
+    def _parameter_names(self, params: list[Tensor]) -> list[str]:
+        module_names = {id(param): name for name, param in self.named_parameters()}
+        return [f"parameters of {module_names.get(id(param), 'the optimizer')}" for param in params]
+
+    def _record_parameters(self) -> None:
+        """Hand the norm of every parameter (target networks' too) to the guard."""
+        params = [param for param in self.parameters() if param.is_floating_point()]
+        if params:
+            with torch.no_grad():
+                norms = torch.stack(torch._foreach_norm(params))
+            self.nonfinite.record(self.train_iter, tuple(self._parameter_names(params)), norms)
+
+    def check_finite(self, rescan: bool = False) -> None:
+        """Raise :class:`NonFiniteError` if a loss term or gradient norm of an update so far, or a
+        parameter now, is non-finite: one host read of what the guard kept on the device, and a scan of
+        the parameters; nothing when no update came since the last call (unless ``rescan``).
+
+        Called every ``log_interval`` updates, before checkpoints are saved (``rescan``), before
+        evaluations (``Evaluator``) and rollouts, and when training ends; under DDP every rank calls it
+        at the same points, and it stops all ranks together.
+        """
+        guard = self.nonfinite
+        if not rescan and guard.records == self._nonfinite_checked:
             return
-        raw = optimizer._optimizer
-        strategy = self._trainer.strategy
-        raw.zero_grad(set_to_none=True)
-        strategy.pre_backward(loss)
-        loss.backward()
-        strategy.post_backward(loss)
-        if max_grad_norm is not None and max_grad_norm > 0:
-            params = [param for group in raw.param_groups for param in group["params"]]
-            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        optimizer._on_before_step()
-        raw.step()
-        optimizer._on_after_step()
+        self._record_parameters()
+        self._nonfinite_checked = guard.records
+        found = guard.first_bad()
+        if self._world_size() > 1 and self._trainer.strategy.reduce_boolean_decision(
+            found is not None, all=False
+        ):
+            found = found or NonFinite(self.train_iter, "values on another rank", float("nan"))
+        self._raise_nonfinite(found)
+
+    def _raise_nonfinite(self, found: NonFinite | None) -> None:
+        if found is None:
+            return
+        checkpoint = getattr(self._trainer and self._trainer.checkpoint_callback, "last_model_path", None)
+        if checkpoint and os.path.exists(checkpoint):
+            kept = f"last good checkpoint: {checkpoint}"
+        else:
+            kept = "no checkpoint was written before it"
+        # a parameter's value is its 2-norm, which also overflows for values beyond ~1e19
+        value = f"norm {found.value}" if found.term.startswith("parameters of ") else found.value
+        raise NonFiniteError(
+            f"{type(self).__name__}: non-finite {found.term} ({value}) at update {found.update}; {kept}"
+        )
+
+    def _world_size(self) -> int:
+        return self._trainer.world_size if self._trainer is not None else 1
 
     def _direct_update_applies(self, optimizer: Any) -> bool:
         """Whether Lightning's manual_backward / clip_gradients / optimizer.step would run exactly the
@@ -205,7 +377,10 @@ class RLPolicy(pl.LightningModule):
         return self.train_iter % self.log_interval == 0
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
-        """Write metrics straight to the loggers, tagged with ``env_steps`` and ``train_iter``."""
+        """Write metrics straight to the loggers, tagged with ``env_steps`` and ``train_iter`` (with
+        ``on_nonfinite="skip_step"``, plus ``train/skipped_nonfinite``)."""
+        if self.on_nonfinite == "skip_step":
+            metrics = {**metrics, "train/skipped_nonfinite": float(self.skipped_nonfinite)}
         log_to_loggers(self.trainer, metrics, env_steps=self.env_steps, train_iter=self.train_iter)
 
     # --- evaluation (`validate` subcommand: the Evaluator callback runs the episodes) ---------------
@@ -214,7 +389,15 @@ class RLPolicy(pl.LightningModule):
 
     # --- checkpoint ----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Lightning calls it before the file is written: a non-finite update so far, or a non-finite
+        parameter now, stops the run instead of saving."""
+        self.check_finite(rescan=True)
         checkpoint["train_iter"] = self.train_iter
+        checkpoint["skipped_nonfinite"] = self.skipped_nonfinite
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.train_iter = int(checkpoint.get("train_iter", 0))
+        self.skipped_nonfinite = int(checkpoint.get("skipped_nonfinite", 0))
+
+    def on_train_end(self) -> None:
+        self.check_finite()  # before the run's result is written

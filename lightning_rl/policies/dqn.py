@@ -112,7 +112,8 @@ class DQN(RLPolicy):
     def compute_loss(self, batch: TensorDict) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """TD loss of one replay batch.
 
-        Returns ``(loss, abs_td_error (B,), extra)`` where ``extra`` holds detached tensors to log.
+        Returns ``(loss, abs_td_error (B,), extra)`` where ``extra`` holds detached tensors to log
+        (``td_loss``, and ``cql_penalty`` with CQL, are also the terms checked for non-finite values).
         """
         obs, next_obs = batch[keys.OBS], batch[keys.NEXT_OBS]
         q = self.net(obs)
@@ -131,7 +132,7 @@ class DQN(RLPolicy):
             weight=batch.get(keys.WEIGHT, None),
         )
         loss, td_error = q_nstep_td_error(data, self.gamma, loss_type=self.hparams.loss_type)
-        extra = {"q_mean": q.detach().mean()}
+        extra = {"td_loss": loss.detach(), "q_mean": q.detach().mean()}
         if self.hparams.cql_alpha > 0:
             penalty = cql_penalty(q, data.action, data.weight)
             loss = loss + self.hparams.cql_alpha * penalty
@@ -141,7 +142,12 @@ class DQN(RLPolicy):
     def training_update(self, batch: TensorDict) -> None:
         optimizer = self.optimizers()
         loss, td_error, extra = self.compute_loss(batch)
-        self.optimizer_update(optimizer, loss, self.hparams.max_grad_norm)
+        terms = {"loss/td": extra["td_loss"]} if "td_loss" in extra else {}
+        if "cql_penalty" in extra:
+            terms["loss/cql"] = extra["cql_penalty"]
+        terms["loss"] = loss  # the total, with whatever a subclass's compute_loss adds
+        if not self.optimizer_update(optimizer, loss, self.hparams.max_grad_norm, terms):
+            return  # skipped (on_nonfinite="skip_step"): no priorities from a non-finite TD error
         self.train_iter += 1
         self.data.update_priority(batch[keys.INDEX], td_error)
         self.update_target()
