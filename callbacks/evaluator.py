@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from typing import Any
@@ -9,9 +10,11 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 
-from lightning_rl.envs import EpisodeStats
+from lightning_rl.envs import EnvManagerError, EpisodeStats
 from lightning_rl.loggers import log_to_loggers
 from lightning_rl.utils.checks import check_positive
+
+log = logging.getLogger(__name__)
 
 
 class Evaluator(pl.Callback):
@@ -23,6 +26,13 @@ class Evaluator(pl.Callback):
     takes the same save/stop decision (and joins the same collectives). Training also gets a final
     evaluation when it ends for another reason (step or env-step budget). ``validate`` runs one
     evaluation with the same knobs and reports it as the validation metrics.
+
+    The eval envs have the training envs' fault budget (``data.env_manager``). When an evaluation during
+    ``fit`` hits a broken eval env, that evaluation fails alone: a warning line, :attr:`last_error` set
+    and :attr:`last_return` ``None`` (the run summary's ``eval_error`` and ``eval_return_mean``), no
+    ``best.ckpt`` update and no stop; training goes on and the next evaluation starts on new envs. So a
+    finished training run keeps its checkpoints and ``result.json``. Under ``validate`` a broken eval env
+    is the command's failure (one ``error:`` line, exit code 1).
 
     Every evaluation knob lives here; the DataModule builds the eval envs (``data.eval_env_kwargs``).
 
@@ -52,6 +62,7 @@ class Evaluator(pl.Callback):
         self.save_best = save_best
         self.best_return = -math.inf
         self.last_return: float | None = None
+        self.last_error: str | None = None  # why the last evaluation failed (None: it did not)
         self.best_model_path: str | None = None
         self.stop_value_reached = False
         self._last_eval_iter = 0
@@ -67,10 +78,18 @@ class Evaluator(pl.Callback):
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         pl_module.check_finite()  # never evaluate, or save as best, weights of a non-finite update
         self._last_eval_iter = pl_module.train_iter
-        metrics = None
+        metrics: dict[str, Any] | None = None
         if trainer.is_global_zero:
-            metrics = self._run_episodes(trainer, pl_module).as_metrics()
+            try:
+                metrics = self._run_episodes(trainer, pl_module).as_metrics()
+            except EnvManagerError as err:  # a broken eval env must not cost the training run
+                metrics = {"error": str(err)}
+                log.warning("evaluation at train_iter %d failed: %s", pl_module.train_iter, err)
         metrics = trainer.strategy.broadcast(metrics, src=0)  # every rank takes the same decisions
+        self.last_error = metrics.get("error")
+        if self.last_error is not None:
+            self.last_return = None
+            return
         return_mean = metrics["eval/return_mean"]
         self.last_return = return_mean
         log_to_loggers(trainer, metrics, env_steps=pl_module.env_steps, train_iter=pl_module.train_iter)
@@ -96,6 +115,7 @@ class Evaluator(pl.Callback):
         return {
             "best_return": self.best_return,
             "last_return": self.last_return,
+            "last_error": self.last_error,
             "best_model_path": self.best_model_path,
             "stop_value_reached": self.stop_value_reached,
             "last_eval_iter": self._last_eval_iter,
@@ -104,6 +124,7 @@ class Evaluator(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_return = state_dict["best_return"]
         self.last_return = state_dict["last_return"]
+        self.last_error = state_dict.get("last_error")  # absent in checkpoints of older versions
         self.best_model_path = state_dict["best_model_path"]
         self.stop_value_reached = state_dict["stop_value_reached"]
         self._last_eval_iter = state_dict["last_eval_iter"]

@@ -16,13 +16,14 @@ from lightning_rl.contract import Actor
 from lightning_rl.data.collector import CollectCounters
 from lightning_rl.envs import (
     EnvManager,
+    EnvManagerError,
     EpisodeStats,
     make_vector_env,
     probe_env_spec,
     resolve_env_factory,
     run_episodes,
 )
-from lightning_rl.envs.vector import EnvFactory, Vectorization
+from lightning_rl.envs.vector import EnvFactory, Vectorization, check_manager_kwargs
 from lightning_rl.utils.checks import check_choice, check_positive
 
 if TYPE_CHECKING:
@@ -48,8 +49,11 @@ class EnvDataModule(pl.LightningDataModule):
         n_envs: training envs per rank.
         vectorization: ``"sync"`` (:class:`~lightning_rl.envs.SyncEnvManager`, in-process) or
             ``"subprocess"`` (:class:`~lightning_rl.envs.SubprocessEnvManager`, one process per env).
-        env_manager: settings of the env manager: ``max_retries``; for ``"subprocess"`` also
-            ``n_workers``, ``step_timeout``, ``reset_timeout`` and ``context`` (seconds, start method).
+        env_manager: settings of the env manager, for training and evaluation envs alike: its fault
+            budget ``max_retries``, ``max_fault_rate``, ``fault_window``
+            (:class:`~lightning_rl.envs.manager.FaultLimits`); for ``"subprocess"`` also ``n_workers``,
+            ``step_timeout``, ``reset_timeout`` and ``context`` (seconds, start method). A broken
+            training env stops the run; a broken evaluation env fails that evaluation only (``Evaluator``).
         seed: base seed of envs and sampling; rank ``r`` uses ``seed + r * 100003`` for its envs.
         max_env_steps: stop training after this many global env steps (``None``: no env-step budget).
         eval_env_kwargs: entries that override ``env_kwargs`` for the evaluation envs only, e.g. Atari's
@@ -80,6 +84,7 @@ class EnvDataModule(pl.LightningDataModule):
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         check_choice("vectorization", vectorization, ("sync", "subprocess"))
+        check_manager_kwargs(vectorization, dict(env_manager or {}))
         self.env_name, self.make_env = resolve_env_factory(env_id, env_fn, env_kwargs)
         self.env_spec: dict[str, Any] = probe_env_spec(self.env_name, self.make_env).to_dict()
         self.make_eval_env = self.make_env
@@ -154,7 +159,7 @@ class EnvDataModule(pl.LightningDataModule):
             make, manager_kwargs = self.make_eval_env, dict(self.env_manager)
             if "n_workers" in manager_kwargs:
                 manager_kwargs["n_workers"] = min(manager_kwargs["n_workers"], n_envs)
-        return make_vector_env(make, n_envs, self.vectorization, manager_kwargs)
+        return make_vector_env(make, n_envs, self.vectorization, manager_kwargs, env_name=self.env_name)
 
     def preprocess_obs(self, obs: Tensor) -> Tensor:
         """What the policy sees of an observation (identity here; on-policy normalization overrides it)."""
@@ -163,7 +168,8 @@ class EnvDataModule(pl.LightningDataModule):
     def evaluate(self, policy: Actor, n_episodes: int, seed: int) -> EpisodeStats:
         """``n_episodes`` deterministic episodes with ``policy.act(obs, mode="eval")`` on envs separate
         from training, reset with ``seed`` (the same seed every time makes evaluations comparable); an
-        ``nn.Module`` policy runs in eval mode meanwhile."""
+        ``nn.Module`` policy runs in eval mode meanwhile. A broken eval env raises
+        :class:`~lightning_rl.envs.EnvManagerError` and is closed (the next evaluation builds new ones)."""
         # in-process eval envs are cheap; worker processes are not: no more than the training envs
         n_eval_envs = min(n_episodes, 32 if self.vectorization == "sync" else self.n_envs)
         if self._eval_env is None or self._eval_env.num_envs != n_eval_envs:
@@ -179,6 +185,9 @@ class EnvDataModule(pl.LightningDataModule):
                 n_episodes,
                 seed,
             )
+        except EnvManagerError:
+            self._close_eval_env()
+            raise
         finally:
             module.train(was_training)
 

@@ -297,6 +297,7 @@ def run_summary(cli: LightningCLI, wall_time_s: float) -> dict[str, Any]:
         "env_steps": int(cli.datamodule.env_steps),
         "train_iter": int(cli.model.train_iter),
         "eval_return_mean": evaluator.last_return if evaluator else None,
+        "eval_error": evaluator.last_error if evaluator else None,  # the last evaluation failed: why
         "stop_value_reached": bool(evaluator and evaluator.stop_value_reached),
         "wall_time_s": round(wall_time_s, 2),
         "ckpt_path": ckpt_path or None,

@@ -30,7 +30,8 @@ def serial_pipeline(
         overrides: dotted keys, e.g. ``**{"trainer.max_steps": 1000, "data.init_args.nstep": 3}``.
 
     Returns:
-        ``{"env_steps", "train_iter", "eval_return_mean", "stop_value_reached", "wall_time_s", "ckpt_path"}``
+        ``{"env_steps", "train_iter", "eval_return_mean", "eval_error", "stop_value_reached", "wall_time_s",
+        "ckpt_path"}`` (``eval_error``: why the last evaluation failed, else ``None``)
         (also written as ``result.json`` in the run's log directory).
     """
     if not isinstance(config, dict):

@@ -38,12 +38,14 @@ def test_fit_trains_and_writes_the_run_summary(finished_run):
         "env_steps",
         "train_iter",
         "eval_return_mean",
+        "eval_error",
         "stop_value_reached",
         "wall_time_s",
         "ckpt_path",
     }
     assert result["train_iter"] == 120 and result["env_steps"] == cli.datamodule.env_steps > 200
     assert result["stop_value_reached"] is False and result["eval_return_mean"] > 0
+    assert result["eval_error"] is None
     written = json.loads((Path(cli.trainer.log_dir) / "result.json").read_text())
     assert written == result
     assert Path(result["ckpt_path"]).name == "best.ckpt" and Path(result["ckpt_path"]).exists()

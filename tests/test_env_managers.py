@@ -274,7 +274,10 @@ def test_retries_are_bounded(manager, tmp_path, no_leaked_workers):
     env = manager(BrokenAfterFirstEpisodeEnv, env_cfg=[cfg], max_retries=2)
     try:
         env.reset(seed=0)
-        with pytest.raises(EnvManagerError, match=r"env 0 failed 3 times .*max_retries=2.*broken simulator"):
+        with pytest.raises(
+            EnvManagerError,
+            match=r"env 0 \(BrokenAfterFirstEpisodeEnv\) is broken: 3 faults in a row .*=2.*broken simulator",
+        ):
             env.step(np.zeros(1, dtype=np.int64))
     finally:
         env.close()

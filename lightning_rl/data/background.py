@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from lightning_rl.errors import ReportedError
+
 __all__ = ["BackgroundCollection"]
 
 
@@ -79,11 +81,14 @@ class BackgroundCollection:
         """Block until ``ready()`` (evaluated with the condition held; call this with it held).
 
         Returns ``True`` when ready, ``False`` if the thread ended first (finished or stopped).
-        Raises ``RuntimeError`` (chained to the original) if the thread failed.
+        Raises the thread's error if it failed: a :class:`~lightning_rl.errors.ReportedError` (a broken
+        env) as it is, anything else as a ``RuntimeError`` chained to it.
         """
         start = time.perf_counter()
         try:
             while True:
+                if isinstance(self._error, ReportedError):  # e.g. a broken env: its own one-line report
+                    raise self._error
                 if self._error is not None:  # checked first: a dead collector must not go unnoticed
                     raise RuntimeError(f"background env collection failed: {self._error!r}") from self._error
                 if ready():

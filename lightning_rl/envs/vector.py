@@ -17,6 +17,8 @@ import gymnasium as gym
 import numpy as np
 
 from lightning_rl.envs.manager import EnvManager, SubprocessEnvManager, SyncEnvManager
+from lightning_rl.envs.manager.base import factory_name
+from lightning_rl.envs.manager.faults import FAULT_KNOBS, FaultLimits
 from lightning_rl.spec import EnvSpec
 from lightning_rl.utils.checks import check_choice, check_int
 
@@ -36,7 +38,7 @@ def resolve_env_factory(
             raise ValueError(
                 f"env_fn must be callable (a function or class returning a gymnasium.Env), got {env_fn!r}"
             )
-        return _factory_name(env_fn), partial(env_fn, **env_kwargs)
+        return factory_name(env_fn), partial(env_fn, **env_kwargs)
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
         hint = (
@@ -46,15 +48,6 @@ def resolve_env_factory(
         )
         raise ValueError(f"env_id: unknown gymnasium environment id '{env_id}'{hint}")
     return env_id, partial(gym.make, env_id, **env_kwargs)
-
-
-def _factory_name(env_fn: EnvFactory) -> str:
-    """``CartPoleEnv`` for a class or function, also when a config parser wrapped it in a ``partial``."""
-    while isinstance(env_fn, partial):
-        # jsonargparse passes a class from YAML as partial(<instantiator>, ..., cls): the class is last
-        wrapped = [arg for arg in env_fn.args if callable(arg) and hasattr(arg, "__qualname__")]
-        env_fn = wrapped[-1] if wrapped else env_fn.func
-    return getattr(env_fn, "__qualname__", repr(env_fn))
 
 
 def probe_env_spec(name: str, make: Callable[[], gym.Env]) -> EnvSpec:
@@ -67,9 +60,20 @@ def probe_env_spec(name: str, make: Callable[[], gym.Env]) -> EnvSpec:
 
 
 _MANAGER_KWARGS = {
-    "sync": {"max_retries", "stats_window"},
-    "subprocess": {"max_retries", "stats_window", "n_workers", "step_timeout", "reset_timeout", "context"},
+    "sync": {*FAULT_KNOBS, "stats_window"},
+    "subprocess": {*FAULT_KNOBS, "stats_window", "n_workers", "step_timeout", "reset_timeout", "context"},
 }
+
+
+def check_manager_kwargs(vectorization: Vectorization, manager_kwargs: dict[str, Any]) -> None:
+    """Unknown keys and a bad fault budget fail here, before any env is built (a ``ConfigError``)."""
+    allowed = _MANAGER_KWARGS[vectorization]
+    unknown = sorted(set(manager_kwargs) - allowed)
+    if unknown:
+        raise ValueError(
+            f"env_manager: unknown keys {unknown} for {vectorization!r}; allowed: {sorted(allowed)}"
+        )
+    FaultLimits(**{k: v for k, v in manager_kwargs.items() if k in FAULT_KNOBS})
 
 
 def make_vector_env(
@@ -77,25 +81,23 @@ def make_vector_env(
     n_envs: int,
     vectorization: Vectorization = "sync",
     manager_kwargs: dict[str, Any] | None = None,
+    env_name: str | None = None,
 ) -> EnvManager:
     """``n_envs`` copies of ``make()`` in one process (``"sync"``) or in worker processes
     (``"subprocess"``), behind an env manager (a gymnasium vector env with fault recovery).
 
-    ``manager_kwargs`` go to the manager (``max_retries``; for ``"subprocess"`` also ``n_workers``,
-    ``step_timeout``, ``reset_timeout``, ``context``). On a 2-core machine cheap envs (CartPole) are
+    ``manager_kwargs`` go to the manager (the fault budget ``max_retries``, ``max_fault_rate``,
+    ``fault_window``, see :class:`~lightning_rl.envs.manager.faults.FaultLimits`; for ``"subprocess"``
+    also ``n_workers``, ``step_timeout``, ``reset_timeout``, ``context``); ``env_name`` is what its error
+    messages call the env. On a 2-core machine cheap envs (CartPole) are
     several times faster in-process; subprocesses pay off for expensive envs and isolate crashes.
     """
     check_int("n_envs", n_envs, 1)
     check_choice("vectorization", vectorization, ("sync", "subprocess"))
     manager_kwargs = dict(manager_kwargs or {})
-    allowed = _MANAGER_KWARGS[vectorization]
-    unknown = sorted(set(manager_kwargs) - allowed)
-    if unknown:
-        raise ValueError(
-            f"env_manager: unknown keys {unknown} for {vectorization!r}; allowed: {sorted(allowed)}"
-        )
+    check_manager_kwargs(vectorization, manager_kwargs)
     manager = SyncEnvManager if vectorization == "sync" else SubprocessEnvManager
-    return manager(make, n_envs=n_envs, **manager_kwargs)
+    return manager(make, n_envs=n_envs, env_name=env_name, **manager_kwargs)
 
 
 def true_next_obs(next_obs: np.ndarray, done: np.ndarray, info: dict[str, Any]) -> np.ndarray:

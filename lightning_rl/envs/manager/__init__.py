@@ -1,6 +1,7 @@
 """Env managers: many envs behind one vector-env interface, with fault recovery (nerveX's env_manager)."""
 
-from lightning_rl.envs.manager.base import EnvManager, EnvManagerError, EnvStep, build_env_fns
+from lightning_rl.envs.manager.base import EnvManager, EnvStep, build_env_fns
+from lightning_rl.envs.manager.faults import EnvManagerError, FaultLimits
 from lightning_rl.envs.manager.subprocess import SubprocessEnvManager
 from lightning_rl.envs.manager.sync import SyncEnvManager
 
@@ -8,6 +9,7 @@ __all__ = [
     "EnvManager",
     "EnvManagerError",
     "EnvStep",
+    "FaultLimits",
     "SubprocessEnvManager",
     "SyncEnvManager",
     "build_env_fns",

@@ -10,8 +10,10 @@ episode returns the next episode's first observation and puts the real last one 
   episode's first observation, ``truncated[i]`` is True, ``reward[i]`` is 0 and ``final_obs[i]`` is the
   observation the failed action was taken from. The step itself is no transition; consumers skip it
   (the collector and the n-step builder do). Counted in :meth:`stats`.
-* **bounded retries**: an env that faults ``max_retries`` times without finishing an episode in between
-  raises :class:`EnvManagerError` instead of looping forever on a deterministic bug.
+* **a fault budget** (:mod:`lightning_rl.envs.manager.faults`): sporadic faults are survived however long
+  the episodes; an env that faults ``max_retries + 1`` times in a row without a successful step, or at
+  ``max_fault_rate`` over its last ``fault_window`` steps, is broken: :class:`EnvManagerError` names it
+  instead of looping forever on a deterministic bug.
 * **per-env readiness** (nerveX's actor loop): :attr:`ready_obs` and :meth:`step_ready` step any subset
   of envs; with ``episode_num`` each env stops after that many episodes and :attr:`done` turns True.
 """
@@ -29,16 +31,13 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 
+from lightning_rl.envs.manager.faults import EnvManagerError, FaultBudget, FaultLimits
 from lightning_rl.utils.checks import check_int
 
 log = logging.getLogger(__name__)
 
 FaultKind = Literal["crash", "timeout", "error"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("crash", "timeout", "error")
-
-
-class EnvManagerError(RuntimeError):
-    """An env kept failing (``max_retries`` faults in a row) or the manager was misused."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +89,18 @@ def build_env_fns(
     return fns
 
 
+def factory_name(env_fn: Callable[..., Any]) -> str:
+    """``CartPoleEnv`` for a class or function, also when a config parser wrapped it in a ``partial``;
+    the id for ``partial(gymnasium.make, "CartPole-v1")``."""
+    while isinstance(env_fn, partial):
+        if env_fn.func is gym.make and env_fn.args and isinstance(env_fn.args[0], str):
+            return env_fn.args[0]
+        # jsonargparse passes a class from YAML as partial(<instantiator>, ..., cls): the class is last
+        wrapped = [arg for arg in env_fn.args if callable(arg) and hasattr(arg, "__qualname__")]
+        env_fn = wrapped[-1] if wrapped else env_fn.func
+    return getattr(env_fn, "__qualname__", repr(env_fn))
+
+
 def _resolve_n_envs(n_envs: int | None, env_num: int | None) -> int | None:
     """``n_envs``, also when spelled ``env_num`` as nerveX's env managers did
     (``SubprocessEnvManager(env_fn=CartPoleEnv, env_cfg=[{} for _ in range(4)], env_num=4)``).
@@ -117,9 +128,12 @@ class EnvManager(gym.vector.VectorEnv):
         n_envs: number of envs (the length of ``env_cfg`` when given).
         env_num: nerveX's name for ``n_envs`` (its tutorial writes ``env_num=4``); give one of them, or
             both with the same value.
-        max_retries: faults allowed per env without a finished episode in between; one more raises.
+        max_retries, max_fault_rate, fault_window: the fault budget (:class:`FaultLimits`): faults of one
+            env in a row without a successful step that are retried (one more raises), and the share of
+            faults in an env's last ``fault_window`` steps that makes it broken (``None``: no rate bound).
         episode_num: episodes each env runs under :meth:`step_ready` before it stops (``None``: no limit).
         stats_window: finished episodes averaged by :meth:`stats`.
+        env_name: what error messages call the env (default: the factory's name).
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
@@ -131,13 +145,17 @@ class EnvManager(gym.vector.VectorEnv):
         n_envs: int | None = None,
         *,
         env_num: int | None = None,
-        max_retries: int = 3,
+        max_retries: int = FaultLimits.max_retries,
+        max_fault_rate: float | None = FaultLimits.max_fault_rate,
+        fault_window: int = FaultLimits.fault_window,
         episode_num: int | None = None,
         stats_window: int = 100,
+        env_name: str | None = None,
     ) -> None:
         self.env_fns = build_env_fns(env_fn, env_cfg, n_envs, env_num=env_num)
         self.num_envs = check_int("n_envs", len(self.env_fns), 1)
-        self.max_retries = check_int("max_retries", max_retries, 0)
+        self.fault_limits = FaultLimits(max_retries, max_fault_rate, fault_window)
+        self.env_name = env_name or factory_name(env_fn if callable(env_fn) else self.env_fns[0])
         self.episode_num = math.inf if episode_num is None else check_int("episode_num", episode_num, 1)
         check_int("stats_window", stats_window, 1)
         self.closed = False
@@ -145,7 +163,7 @@ class EnvManager(gym.vector.VectorEnv):
         self._returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._episodes = np.zeros(self.num_envs, dtype=np.int64)  # finished, per env
-        self._faults_in_a_row = np.zeros(self.num_envs, dtype=np.int64)
+        self._budget = FaultBudget(self.fault_limits, self.num_envs)
         self._restarts = np.zeros(self.num_envs, dtype=np.int64)  # rebuilds per env: seeds new episodes
         self.faults: Counter[str] = Counter({kind: 0 for kind in FAULT_KINDS})
         self.env_steps = 0
@@ -293,11 +311,13 @@ class EnvManager(gym.vector.VectorEnv):
         at this step, dropped ones excluded), or ``None`` when none ended."""
         ended_mask = terminated | truncated
         if not ended_mask.any():  # the common step: no episode ended, so nothing was dropped either
+            self._budget.stepped(index)
             self.env_steps += len(index)
             self._returns[index] += reward
             self._lengths[index] += 1
             return None
         valid = ~dropped
+        self._budget.stepped(index, valid)
         self.env_steps += int(valid.sum())
         self.dropped_episodes += int(dropped.sum())
         self._returns[index] += np.where(valid, reward, 0.0)
@@ -309,23 +329,33 @@ class EnvManager(gym.vector.VectorEnv):
             self.recent_returns.extend(self._returns[ended].tolist())
             self.recent_lengths.extend(self._lengths[ended].tolist())
             self._episodes[ended] += 1
-            self._faults_in_a_row[ended] = 0
         restarted = index[ended_mask]  # ended or dropped: a fresh episode starts
         self._returns[restarted] = 0.0
         self._lengths[restarted] = 0
         return {"episode": episode, "_episode": finished} if finished.any() else None
 
-    def _record_fault(self, index: int, kind: FaultKind, detail: str) -> None:
-        """Count a fault of env ``index``; raise once it exceeds ``max_retries`` in a row."""
+    def _record_fault(self, index: int, kind: FaultKind, detail: str, after_step: bool = False) -> None:
+        """Count a fault of env ``index``; raise :class:`EnvManagerError` once its fault budget is spent.
+        ``after_step``: the fault directly follows a successful step of that env (an autoreset failed)."""
         self.faults[kind] += 1
-        self._faults_in_a_row[index] += 1
         self._restarts[index] += 1
-        if self._faults_in_a_row[index] > self.max_retries:
+        broken = self._budget.fault(index, after_step)
+        if broken is not None:
             raise EnvManagerError(
-                f"env {index} failed {self._faults_in_a_row[index]} times without finishing an episode "
-                f"(max_retries={self.max_retries}); last fault: {kind}: {detail}"
+                f"env {index} ({self.env_name}) is broken: {broken}; {self._budget.faults[index]} faults "
+                f"in all; last fault: {kind}: {detail}"
             )
         log.warning("env %d: %s (%s); rebuilding it and dropping its episode", index, kind, detail)
+
+    @property
+    def max_retries(self) -> int:
+        return self.fault_limits.max_retries
+
+    @property
+    def env_faults(self) -> np.ndarray:
+        """Faults per env ``(E,)`` since the manager was built (a broken worker's crash or timeout counts
+        against the env it is blamed on)."""
+        return self._budget.faults.copy()
 
     def stats(self) -> dict[str, float]:
         """Counters for logging: env steps, episodes, faults by kind, dropped steps, recent returns."""

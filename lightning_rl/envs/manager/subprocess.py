@@ -68,7 +68,8 @@ class SubprocessEnvManager(EnvManager):
 
     Args:
         args, kwargs: :class:`EnvManager`'s (``env_fn``, ``env_cfg``, ``n_envs`` or nerveX's ``env_num``,
-            ``max_retries``, ``episode_num``, ``stats_window``).
+            the fault budget ``max_retries``, ``max_fault_rate``, ``fault_window``, ``episode_num``,
+            ``stats_window``, ``env_name``).
         n_workers: processes to spread the envs over (default: one per env, the most isolated). Fewer
             workers cut inter-process traffic (faster for cheap envs) but a fault drops the episodes of
             every env in the failed worker; async mode needs one env per worker.
@@ -189,12 +190,12 @@ class SubprocessEnvManager(EnvManager):
         return self._receive(w, self.reset_timeout) or [{} for _ in self._workers[w].env_indices]
 
     def _recover(self, w: int, fault: _Fault) -> list[dict[str, Any]]:
-        """Count ``fault``, restart worker ``w`` and reset its envs; retried up to ``max_retries``."""
+        """Count ``fault``, restart worker ``w`` and reset its envs; retried within the fault budget."""
         worker = self._workers[w]
         while True:
             failed = fault.env_index if fault.env_index is not None else worker.env_indices[0]
             worker.kill()
-            self._record_fault(failed, fault.kind, fault.detail)  # raises past max_retries
+            self._record_fault(failed, fault.kind, fault.detail)  # raises once the budget is spent
             others = [i for i in worker.env_indices if i != failed]
             self._restarts[others] += 1  # rebuilt too: fresh seeds, or they would replay into the fault
             try:

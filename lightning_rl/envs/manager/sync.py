@@ -20,7 +20,8 @@ class SyncEnvManager(EnvManager):
     :class:`~lightning_rl.envs.manager.SubprocessEnvManager` with a ``step_timeout`` for that.
 
     Arguments: :class:`EnvManager`'s (``env_fn``, ``env_cfg``, ``n_envs`` or nerveX's ``env_num``,
-    ``max_retries``, ``episode_num``, ``stats_window``).
+    the fault budget ``max_retries``, ``max_fault_rate``, ``fault_window``, ``episode_num``, ``stats_window``,
+    ``env_name``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -34,17 +35,19 @@ class SyncEnvManager(EnvManager):
         self, i: int, options: dict[str, Any] | None = None, fresh: bool = True
     ) -> tuple[Any, dict[str, Any]]:
         """Reset env ``i``, seeding it if ``fresh`` (a new or rebuilt env; an autoreset continues its
-        RNG); a failure rebuilds it and tries again (bounded by ``max_retries``)."""
+        RNG); a failure rebuilds it and tries again (bounded by the fault budget)."""
         seed = self._env_seed(i) if fresh else None
+        after_step = not fresh  # an autoreset follows the successful step that ended the episode
         while True:
             try:
                 return self.envs[i].reset(seed=seed, options=options)
             except Exception as error:
-                self._rebuild(i, error)
-                seed = self._env_seed(i)
+                self._rebuild(i, error, after_step)
+                seed, after_step = self._env_seed(i), False
 
-    def _rebuild(self, i: int, error: BaseException) -> None:
-        self._record_fault(i, "error", "".join(traceback.format_exception_only(error)).strip())
+    def _rebuild(self, i: int, error: BaseException, after_step: bool = False) -> None:
+        detail = "".join(traceback.format_exception_only(error)).strip()
+        self._record_fault(i, "error", detail, after_step)
         with contextlib.suppress(Exception):  # the env is broken already; closing it is best effort
             self.envs[i].close()
         while True:
