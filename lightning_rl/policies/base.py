@@ -18,7 +18,7 @@ from torch import Tensor
 from lightning_rl.contract import DataSource, StepBatches, require
 from lightning_rl.loggers import log_to_loggers
 from lightning_rl.spec import EnvSpec
-from lightning_rl.utils.checks import check_range
+from lightning_rl.utils.checks import check_int, check_range
 
 # Deliberate choices that Lightning warns about on every run: policies take `dataloader_iter` (so nothing
 # is prefetched with stale weights or priorities), and fit gets no validation batches (evaluation is the
@@ -81,8 +81,7 @@ class RLPolicy(pl.LightningModule):
                 "DataModule automatically)"
             )
         check_range("gamma", gamma, 0.0, 1.0)
-        if log_interval < 1:
-            raise ValueError(f"log_interval must be >= 1, got {log_interval}")
+        check_int("log_interval", log_interval, 1)
         self.spec = EnvSpec.from_dict(env_spec)
         self.gamma = gamma
         self.log_interval = log_interval
@@ -96,8 +95,13 @@ class RLPolicy(pl.LightningModule):
         return self.trainer.datamodule
 
     def on_fit_start(self) -> None:
+        self.check_data_source(self.trainer.datamodule)
+
+    def check_data_source(self, datamodule: Any) -> None:
+        """A :class:`~lightning_rl.contract.ContractError` (or ``ConfigError``) unless ``datamodule``
+        can drive this policy; the CLI calls it before the Trainer exists, ``fit`` again at its start."""
         require(
-            self.trainer.datamodule,
+            datamodule,
             self.data_protocol,
             f"{type(self).__name__}'s DataModule",
             "pick a DataModule of lightning_rl.datamodules that serves this kind of policy",
