@@ -12,7 +12,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 from lightning_rl.envs import EnvManagerError, EpisodeStats
 from lightning_rl.loggers import log_to_loggers
-from lightning_rl.utils.checks import check_positive
+from lightning_rl.utils.checks import check_at_least, check_positive
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ class Evaluator(pl.Callback):
         save_best: bool = True,
     ):
         check_positive(eval_interval=eval_interval, n_episodes=n_episodes)
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
+        check_at_least("seed", seed, 0)
         self.eval_interval = eval_interval
         self.n_episodes = n_episodes
         self.seed = seed

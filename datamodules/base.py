@@ -12,7 +12,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from tensordict import TensorDict
 from torch import Tensor, nn
 
-from lightning_rl.contract import Actor
+from lightning_rl.contract import Actor, require
 from lightning_rl.data.collector import CollectCounters
 from lightning_rl.envs import (
     EnvManager,
@@ -24,7 +24,7 @@ from lightning_rl.envs import (
     run_episodes,
 )
 from lightning_rl.envs.vector import EnvFactory, Vectorization, check_manager_kwargs
-from lightning_rl.utils.checks import check_choice, check_positive
+from lightning_rl.utils.checks import check_at_least, check_choice, check_positive
 
 if TYPE_CHECKING:
     from lightning_rl.data.background import BackgroundCollection
@@ -65,6 +65,13 @@ class EnvDataModule(pl.LightningDataModule):
     """
 
     x_axis = "env_steps"  # the counter learning curves are plotted against (wandb's step metric)
+    policy_protocol: type[Actor] = Actor  # what this DataModule needs of its policy
+    policy_hint = "subclass RLPolicy"  # what to do when a policy is not one
+
+    def check_policy(self, policy: Any) -> Actor:
+        """``policy`` if this DataModule can drive it, else a
+        :class:`~lightning_rl.contract.ContractError` (the CLI checks it before the Trainer exists)."""
+        return require(policy, self.policy_protocol, f"{type(self).__name__}'s policy", self.policy_hint)
 
     def __init__(
         self,
@@ -81,8 +88,7 @@ class EnvDataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         check_positive(n_envs=n_envs, max_env_steps=max_env_steps)
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
+        check_at_least("seed", seed, 0)
         check_choice("vectorization", vectorization, ("sync", "subprocess"))
         check_manager_kwargs(vectorization, dict(env_manager or {}))
         self.env_name, self.make_env = resolve_env_factory(env_id, env_fn, env_kwargs)

@@ -13,7 +13,7 @@ from numpy.random import SeedSequence
 from tensordict import TensorDict
 
 from lightning_rl import keys
-from lightning_rl.contract import Actor, StepBatches, require
+from lightning_rl.contract import Actor, StepBatches
 from lightning_rl.data import PrioritizedBuffer
 from lightning_rl.data.actor_mirror import ActorMirror
 from lightning_rl.data.background import BackgroundCollection
@@ -23,7 +23,7 @@ from lightning_rl.data.pipeline import TransitionPipeline
 from lightning_rl.data.throttle import SampleInsertRatio
 from lightning_rl.datamodules.base import EnvDataModule, Restartable
 from lightning_rl.torch_utils import Schedule
-from lightning_rl.utils.checks import check_choice, check_positive, check_range
+from lightning_rl.utils.checks import ConfigError, check_at_least, check_choice, check_positive, check_range
 from lightning_rl.utils.integrity import CheckpointError, load_torch_file
 from lightning_rl.utils.io import atomic_save
 
@@ -131,10 +131,24 @@ class OffPolicyDataModule(EnvDataModule):
             priority_beta_steps=priority_beta_steps,
             actor_refresh_interval=actor_refresh_interval,
         )
-        if learning_starts < 0:
-            raise ValueError(f"learning_starts must be >= 0, got {learning_starts}")
+        check_at_least("learning_starts", learning_starts, 0)
+        if self.max_env_steps is not None and learning_starts > self.max_env_steps:
+            raise ConfigError(
+                f"learning_starts ({learning_starts}) must be <= max_env_steps ({self.max_env_steps}): "
+                "no gradient update would run",
+                "learning_starts",
+                f"got {learning_starts}, more than max_env_steps (no gradient update would run)",
+                f"<= max_env_steps ({self.max_env_steps})",
+            )
         if batch_size > buffer_size:
-            raise ValueError(f"batch_size ({batch_size}) must be <= buffer_size ({buffer_size})")
+            raise ConfigError(
+                f"batch_size ({batch_size}) must be <= buffer_size ({buffer_size})",
+                "batch_size",
+                f"got {batch_size}, more than buffer_size",
+                f"<= buffer_size ({buffer_size})",
+            )
+        check_positive(max_use=max_use)
+        check_at_least("max_staleness", max_staleness, 0)
         check_range("priority_alpha", priority_alpha, 0.0, math.inf)
         check_range("priority_beta", priority_beta, 0.0, 1.0)
         check_range("priority_beta_final", priority_beta_final, 0.0, 1.0)
@@ -185,7 +199,7 @@ class OffPolicyDataModule(EnvDataModule):
         if stage != "fit" or self.collector is not None:
             return
         hp = self.hparams
-        require(self.trainer.lightning_module, Actor, "OffPolicyDataModule's policy", "subclass RLPolicy")
+        self.check_policy(self.trainer.lightning_module)
         # Independent streams for replay sampling and exploration, both derived from this rank's seed.
         replay_seed, explore_seed = (
             int(s.generate_state(1)[0]) for s in SeedSequence(self.rank_seed).spawn(2)

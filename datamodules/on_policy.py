@@ -13,7 +13,7 @@ from tensordict import TensorDict
 from torch import Tensor
 
 from lightning_rl import keys
-from lightning_rl.contract import Minibatch, RolloutActor, StepBatches, require
+from lightning_rl.contract import Minibatch, RolloutActor, StepBatches
 from lightning_rl.data.actor_mirror import ActorMirror
 from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.collector import VectorCollector
@@ -61,6 +61,11 @@ class OnPolicyDataModule(EnvDataModule):
             rollouts come from a policy one rollout behind: use it with IMPALA, whose V-trace corrects for
             that lag. One rollout waits at most.
     """
+
+    policy_protocol = RolloutActor
+    policy_hint = (
+        "use an actor-critic policy (PPO, A2C, IMPALA) or implement lightning_rl.contract.RolloutActor"
+    )
 
     def __init__(
         self,
@@ -117,12 +122,7 @@ class OnPolicyDataModule(EnvDataModule):
     # --- env and rollout ---------------------------------------------------------------------------
     @property
     def policy(self) -> RolloutActor:
-        return require(
-            self.trainer.lightning_module,
-            RolloutActor,
-            "OnPolicyDataModule's policy",
-            "use an actor-critic policy (PPO, A2C, IMPALA) or implement lightning_rl.contract.RolloutActor",
-        )
+        return self.check_policy(self.trainer.lightning_module)  # type: ignore[return-value]  # policy_protocol
 
     def setup(self, stage: str) -> None:
         policy = self.policy

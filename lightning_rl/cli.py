@@ -34,6 +34,7 @@ from pytorch_lightning.loggers import CSVLogger
 from lightning_rl.callbacks import DataMetrics, Evaluator, RLProgressBar
 from lightning_rl.checkpoint_io import AtomicCheckpointIO
 from lightning_rl.collect import collect_dataset
+from lightning_rl.config_errors import RLArgumentParser, instantiation_error
 from lightning_rl.data.offline import TransitionDataset
 from lightning_rl.datamodules import EnvDataModule
 from lightning_rl.errors import ReportedError
@@ -123,6 +124,7 @@ class RLCLI(LightningCLI):
         kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("trainer_class", RLTrainer)
+        kwargs.setdefault("parser_class", RLArgumentParser)
         self.result: dict[str, Any] | None = None
         self._args = kwargs.get("args")  # parsed again without defaults by _parse_ckpt_path
         super().__init__(
@@ -191,15 +193,26 @@ class RLCLI(LightningCLI):
         super().parse_arguments(parser, args)
 
     def instantiate_classes(self) -> None:
-        """As LightningCLI's; a class's own argument check (a ``ValueError``, which jsonargparse wraps in
-        its own) comes out as a :class:`ConfigError` with the check's message."""
+        """As LightningCLI's, and a policy/DataModule pair that do not fit fails before the Trainer (and
+        its run directory) exists. A class's own argument check (a ``ValueError``, which jsonargparse
+        wraps in its own) comes out as one :class:`ConfigError` line naming the field under its section."""
         try:
-            super().instantiate_classes()
+            self.config_init = self.parser.instantiate_classes(self.config)
+            self.datamodule = self._get(self.config_init, "data")
+            self.model = self._get(self.config_init, "model")
+            self.model.check_data_source(self.datamodule)
+            self.datamodule.check_policy(self.model)
+            self._add_configure_optimizers_method_to_model(self.subcommand)
+            self.trainer = self.instantiate_trainer()
         except ValueError as err:
-            cause: BaseException = err
-            while cause.__cause__ is not None:
-                cause = cause.__cause__
-            raise ConfigError(str(cause)) from err
+            if isinstance(err, ReportedError) and not isinstance(err, ConfigError):
+                raise  # another kind of reported failure (a damaged file...): as it is
+            sections = {
+                "model.init_args.": RLPolicy,
+                "data.init_args.": EnvDataModule,
+                "evaluator.": Evaluator,
+            }
+            raise instantiation_error(err, sections) from err
 
     def before_instantiate_classes(self) -> None:
         config = self._subcommand_config(self.config)

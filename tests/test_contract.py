@@ -103,9 +103,12 @@ def test_a_knob_at_its_old_place_is_one_line_naming_the_new_one(old, tmp_path, c
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("--evaluator.seed=-1", "error: seed must be >= 0, got -1"),
-        ("--data.init_args.updates_per_step=0", "error: updates_per_step must be > 0, got 0"),
-        ("--model.init_args.gamma=2", r"error: gamma must be in [0.0, 1.0], got 2.0"),
+        ("--evaluator.seed=-1", "error: evaluator.seed: got -1; allowed: >= 0"),
+        (
+            "--data.init_args.updates_per_step=0",
+            "error: data.init_args.updates_per_step: got 0; allowed: > 0",
+        ),
+        ("--model.init_args.gamma=2", r"error: model.init_args.gamma: got 2.0; allowed: [0.0, 1.0]"),
         ("--model=lightning_rl.policies.PPO", "error: PPO's DataModule must be a RolloutSource ("),
     ],
 )

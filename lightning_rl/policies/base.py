@@ -27,7 +27,7 @@ from lightning_rl.policies.nonfinite import (
     NonFiniteMode,
 )
 from lightning_rl.spec import EnvSpec
-from lightning_rl.utils.checks import check_choice, check_range
+from lightning_rl.utils.checks import check_choice, check_int, check_range
 
 # Deliberate choices that Lightning warns about on every run: policies take `dataloader_iter` (so nothing
 # is prefetched with stale weights or priorities), and fit gets no validation batches (evaluation is the
@@ -111,8 +111,7 @@ class RLPolicy(pl.LightningModule):
                 "DataModule automatically)"
             )
         check_range("gamma", gamma, 0.0, 1.0)
-        if log_interval < 1:
-            raise ValueError(f"log_interval must be >= 1, got {log_interval}")
+        check_int("log_interval", log_interval, 1)
         check_choice("on_nonfinite", on_nonfinite, NONFINITE_MODES)
         self.spec = EnvSpec.from_dict(env_spec)
         self.gamma = gamma
@@ -132,8 +131,13 @@ class RLPolicy(pl.LightningModule):
         return self.trainer.datamodule
 
     def on_fit_start(self) -> None:
+        self.check_data_source(self.trainer.datamodule)
+
+    def check_data_source(self, datamodule: Any) -> None:
+        """A :class:`~lightning_rl.contract.ContractError` (or ``ConfigError``) unless ``datamodule``
+        can drive this policy; the CLI calls it before the Trainer exists, ``fit`` again at its start."""
         require(
-            self.trainer.datamodule,
+            datamodule,
             self.data_protocol,
             f"{type(self).__name__}'s DataModule",
             "pick a DataModule of lightning_rl.datamodules that serves this kind of policy",

@@ -12,7 +12,7 @@ from lightning_rl import keys
 from lightning_rl.policies.actor_critic import ActorCriticPolicy
 from lightning_rl.rl_utils import VTraceData, vtrace_error
 from lightning_rl.rl_utils.bootstrap import next_state_values
-from lightning_rl.utils.checks import check_positive
+from lightning_rl.utils.checks import ConfigError, check_positive
 
 
 class IMPALA(ActorCriticPolicy):
@@ -46,12 +46,15 @@ class IMPALA(ActorCriticPolicy):
         )
         check_positive(rho_clip=rho_clip, c_clip=c_clip, pg_rho_clip=pg_rho_clip)
 
-    def on_fit_start(self) -> None:
-        super().on_fit_start()
-        if self.data.minibatch != "trajectories":
-            raise ValueError(
+    def check_data_source(self, datamodule: Any) -> None:
+        super().check_data_source(datamodule)
+        if datamodule.minibatch != "trajectories":
+            raise ConfigError(
                 "IMPALA needs data.minibatch 'trajectories' (time-major chunks for V-trace), "
-                f"got {self.data.minibatch!r}"
+                f"got {datamodule.minibatch!r}",
+                "data.init_args.minibatch",
+                f"got {datamodule.minibatch!r} (IMPALA's V-trace needs time-major chunks)",
+                "'trajectories'",
             )
 
     def training_update(self, batch: TensorDict) -> None:
