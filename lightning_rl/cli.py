@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "enable_model_summary": False,
     "default_root_dir": "runs",
 }
+
+DEBUG_ENV = "LIGHTNING_RL_DEBUG"  # set to 1: a reported error shows its traceback too
 
 # Knobs that moved (one home each): a config naming the old place gets one line naming the new one.
 MOVED_KNOBS = {
@@ -318,12 +321,16 @@ def run_summary(cli: LightningCLI, wall_time_s: float) -> dict[str, Any]:
 
 
 def main(args: list[str] | None = None) -> None:
+    """``lightning-rl``: a :class:`ReportedError` is one ``error:`` line and its exit status; with
+    ``LIGHTNING_RL_DEBUG=1`` in the environment its traceback is printed above the line."""
     # Like `python -m`, let class_path name modules in the working directory (the user's own policies).
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         RLCLI(args=args)
     except ReportedError as err:  # bad input, a damaged file, a diverged run: one line, no traceback
+        if os.environ.get(DEBUG_ENV, "0") not in ("", "0"):
+            traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     finally:

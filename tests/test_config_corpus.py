@@ -159,3 +159,13 @@ def test_a_real_process_prints_one_line_and_exits_2(tmp_path, case):
     lines = _error_lines(result.stderr)
     assert len(lines) == 1 and named in lines[0], result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_debug_variable_shows_the_traceback_above_the_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LIGHTNING_RL_DEBUG", "1")
+    with pytest.raises(SystemExit) as info:
+        main(_args(tmp_path, DQN, ["--model.init_args.gamma=2"], None))
+    stderr = capsys.readouterr().err
+    assert info.value.code == 2
+    assert "Traceback" in stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: model.init_args.gamma")
