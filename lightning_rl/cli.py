@@ -42,6 +42,7 @@ from lightning_rl.errors import ReportedError
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import RLPolicy
 from lightning_rl.resume import merge_checkpoint_hparams
+from lightning_rl.run_dir import claim_version
 from lightning_rl.utils.checks import ConfigError
 from lightning_rl.utils.integrity import load_torch_file
 
@@ -175,7 +176,9 @@ class RLCLI(LightningCLI):
         if config.get("logger") is None:  # not configured; `false` disables logging
             root = config.get("default_root_dir") or "runs"
             # flush every write: RL metrics arrive every `log_interval` updates, and a killed run keeps them
-            csv_logger = CSVLogger(save_dir=root, name="csv", flush_logs_every_n_steps=1)
+            # a version directory of its own, claimed atomically: concurrent runs never share one
+            version = claim_version(Path(root) / "csv")
+            csv_logger = CSVLogger(save_dir=root, name="csv", version=version, flush_logs_every_n_steps=1)
             x_axis = self.datamodule.x_axis  # env_steps, or train_iter for offline data
             config["logger"] = [csv_logger, RLWandbLogger(save_dir=root, step_metric=x_axis)]
         callbacks = list(config.get("callbacks") or [])
