@@ -81,7 +81,13 @@ CASES = [
     ("ppo_n_steps_zero", PPO, ["--data.init_args.n_steps=0"], None, "n_steps"),
     ("ppo_n_epochs_zero", PPO, ["--data.init_args.n_epochs=0"], None, "n_epochs"),
     ("ppo_minibatch_unknown", PPO, ["--data.init_args.minibatch=episodes"], None, "minibatch"),
-    ("impala_needs_trajectories", IMPALA, ["--data.init_args.minibatch=steps"], None, "minibatch"),
+    (
+        "impala_needs_trajectories",
+        IMPALA,
+        ["--data.init_args.minibatch=steps"],
+        None,
+        "data.init_args.minibatch: got",
+    ),
     # env ids, action spaces, policy/DataModule pairs
     ("unknown_env_id", DQN, ["--data.init_args.env_id=CartPol-v1"], None, "CartPol-v1"),
     ("dqn_on_continuous_actions", DQN, ["--data.init_args.env_id=Pendulum-v1"], None, "discrete"),

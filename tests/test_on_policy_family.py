@@ -74,7 +74,9 @@ def test_impala_bootstraps_with_its_own_critic_at_episode_and_chunk_ends():
 
 def test_impala_refuses_shuffled_step_minibatches(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="IMPALA needs data.minibatch 'trajectories'"):
+    with pytest.raises(
+        ValueError, match=r"^data\.init_args\.minibatch: got 'steps' .*; allowed: 'trajectories'$"
+    ):
         serial_pipeline(
             str(CONFIGS / "cartpole_impala.yaml"), **QUIET, **{"data.init_args.minibatch": "steps"}
         )

@@ -16,6 +16,8 @@ import torch
 
 from lightning_rl.errors import ReportedError
 
+CONFIG_SECTIONS = ("model", "data", "trainer", "evaluator")  # the top-level sections of a run's config
+
 
 class ConfigError(ReportedError, ValueError):
     """A bad configuration value; ``lightning-rl`` reports it as one line and exits with status 2.
@@ -36,9 +38,13 @@ class ConfigError(ReportedError, ValueError):
         self.field, self.problem, self.allowed = field, problem or message, allowed
 
     def line(self, section: str = "") -> str:
-        """``<section><field>: <problem>; allowed: <allowed>`` (the ``lightning-rl`` error line)."""
+        """``<section><field>: <problem>; allowed: <allowed>`` (the ``lightning-rl`` error line); a field
+        already named from the config's top (``data.init_args.minibatch``, raised by a policy about its
+        DataModule) is not put under ``section``."""
         if self.field is None:
             text = f"{section.rstrip('.')}: {self}" if section else str(self)
+        elif self.field.partition(".")[0] in CONFIG_SECTIONS:
+            text = f"{self.field}: {self.problem}"
         else:
             text = f"{section}{self.field}: {self.problem}"
         if self.allowed is not None:
