@@ -9,10 +9,24 @@ from lightning_rl.models.distributions import (
 )
 from lightning_rl.models.dqn import DQNNet
 from lightning_rl.models.heads import DuelingHead, QHead
+from lightning_rl.models.qac import (
+    ActionScaler,
+    DeterministicActor,
+    EnsembleMLP,
+    GaussianActor,
+    QCritics,
+    QValueAC,
+)
 from lightning_rl.models.value_ac import ValueAC
 
 __all__ = [
     "ActionDist",
+    "ActionScaler",
+    "DeterministicActor",
+    "EnsembleMLP",
+    "GaussianActor",
+    "QCritics",
+    "QValueAC",
     "CategoricalDist",
     "DQNNet",
     "DiagGaussian",

@@ -27,7 +27,7 @@ from lightning_rl.policies.nonfinite import (
     NonFiniteMode,
 )
 from lightning_rl.spec import EnvSpec
-from lightning_rl.utils.checks import check_choice, check_int, check_range
+from lightning_rl.utils.checks import ConfigError, check_choice, check_int, check_range
 
 # Deliberate choices that Lightning warns about on every run: policies take `dataloader_iter` (so nothing
 # is prefetched with stale weights or priorities), and fit gets no validation batches (evaluation is the
@@ -123,6 +123,23 @@ class RLPolicy(pl.LightningModule):
         self.skipped_nonfinite = 0  # updates skipped by on_nonfinite="skip_step" (checkpointed)
         self._nonfinite_checked = 0  # guard records read by the last check_finite
         self._update_names: dict[tuple[Any, ...], tuple[str, ...]] = {}  # names of the checked values
+
+    def require_action_type(self, action_type: str, fitting_policies: str) -> None:
+        """A one-line :class:`ConfigError` on ``data.init_args.env_id`` unless the env's actions are
+        ``action_type`` (``"discrete"`` or ``"continuous"``); it names ``fitting_policies``, the policies
+        for the env's kind of actions (e.g. ``"DDPG, TD3 or SAC"``)."""
+        spec = self.spec
+        if spec.action_type == action_type:
+            return
+        actions = f"{spec.n_actions} discrete" if spec.action_type == "discrete" else "continuous"
+        space = "gymnasium Discrete" if action_type == "discrete" else "gymnasium Box"
+        raise ConfigError(
+            f"{type(self).__name__} needs {action_type} actions ({space}); env '{spec.env_id}' has "
+            f"{actions} actions: use {fitting_policies}",
+            "data.init_args.env_id",
+            f"env '{spec.env_id}' has {actions} actions, but {type(self).__name__} needs {action_type} ones "
+            f"({space}); for this env use {fitting_policies}",
+        )
 
     # --- what the policy reads of its DataModule -----------------------------------------------------
     @property

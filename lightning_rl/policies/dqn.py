@@ -82,12 +82,7 @@ class DQN(RLPolicy):
         check_range("eps_end", eps_end, 0.0, 1.0)
         check_positive(eps_decay_steps=eps_decay_steps)
         check_choice("eps_schedule", eps_schedule, ("linear", "exp"))
-        if self.spec.action_type != "discrete":
-            raise ValueError(
-                f"{type(self).__name__} needs a discrete action space (gymnasium Discrete); env "
-                f"'{self.spec.env_id}' has continuous actions of shape {self.spec.action_shape}. "
-                "Use a continuous-control policy (DDPG, TD3, SAC) instead."
-            )
+        self.require_action_type("discrete", "DDPG, TD3 or SAC (or PPO, A2C)")
         self.epsilon = Schedule(eps_start, eps_end, eps_schedule, eps_decay_steps)
         self.net = self.build_net(self.spec)
         # A frozen copy: DDP sees no parameters that never get gradients (DESIGN.md §6).
