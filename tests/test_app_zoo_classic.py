@@ -109,7 +109,7 @@ def test_pendulum_data_section_replaces_a_configs_data(tmp_path, capsys):
     data = yaml.safe_load(capsys.readouterr().out)["data"]
     assert data["init_args"]["env_fn"] == {"class_path": "app_zoo.classic_control.pendulum.envs.PendulumEnv"}
     assert data["init_args"]["env_id"] is None and data["init_args"]["max_env_steps"] == 20_000
-    with pytest.raises(ValueError, match="DQN needs a discrete action space"):
+    with pytest.raises(ValueError, match="DQN needs discrete ones"):
         RLCLI(
             args=["--config", CONFIG, "--data", str(PENDULUM_DATA), f"--trainer.default_root_dir={tmp_path}"],
             run=False,

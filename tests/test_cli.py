@@ -155,7 +155,11 @@ def test_unknown_config_key_is_rejected_before_training(capsys):
     ("override", "message"),
     [
         ("--data.init_args.env_id=CartPol-v1", "env_id: unknown gymnasium environment id 'CartPol-v1'"),
-        ("--data.init_args.env_id=Pendulum-v1", "DQN needs a discrete action space"),
+        (
+            "--data.init_args.env_id=Pendulum-v1",
+            r"data.init_args.env_id: env 'Pendulum-v1' has continuous actions, but DQN needs discrete ones "
+            r".*DDPG, TD3 or SAC",
+        ),
         ("--data.init_args.buffer_size=-5", r"data.init_args.buffer_size: got -5; allowed: > 0"),
         ("--model.init_args.gamma=2", r"model.init_args.gamma: got 2.0; allowed: \[0.0, 1.0\]"),
         ("--num_threads=0", "num_threads must be >= 1"),

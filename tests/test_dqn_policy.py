@@ -6,6 +6,7 @@ from tensordict import TensorDict
 
 from lightning_rl import keys
 from lightning_rl.policies import DQN
+from lightning_rl.utils.checks import ConfigError
 
 CARTPOLE = {
     "env_id": "CartPole-v1",
@@ -27,9 +28,10 @@ PENDULUM = {
 
 def test_continuous_actions_are_rejected_with_the_reason():
     with pytest.raises(
-        ValueError, match=r"DQN needs a discrete action space .* 'Pendulum-v1' has continuous"
-    ):
+        ConfigError, match=r"DQN needs discrete actions .* 'Pendulum-v1' has continuous"
+    ) as err:
         DQN(env_spec=PENDULUM)
+    assert err.value.field == "data.init_args.env_id" and "DDPG, TD3 or SAC" in str(err.value)
 
 
 def test_missing_env_spec_says_how_to_pass_it():
