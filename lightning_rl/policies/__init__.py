@@ -3,8 +3,22 @@
 from lightning_rl.policies.a2c import A2C
 from lightning_rl.policies.actor_critic import ActorCriticPolicy
 from lightning_rl.policies.base import RLPolicy
+from lightning_rl.policies.ddpg import DDPG, TD3
 from lightning_rl.policies.dqn import DQN
 from lightning_rl.policies.impala import IMPALA
+from lightning_rl.policies.off_policy_ac import OffPolicyActorCritic
 from lightning_rl.policies.ppo import PPO
+from lightning_rl.policies.sac import SAC
 
-__all__ = ["A2C", "ActorCriticPolicy", "DQN", "IMPALA", "PPO", "RLPolicy"]
+__all__ = [
+    "A2C",
+    "ActorCriticPolicy",
+    "DDPG",
+    "DQN",
+    "IMPALA",
+    "OffPolicyActorCritic",
+    "PPO",
+    "RLPolicy",
+    "SAC",
+    "TD3",
+]
