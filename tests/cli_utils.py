@@ -7,17 +7,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs" / "cartpole_dqn.yaml")
+PENDULUM_SAC = str(REPO / "configs" / "pendulum_sac.yaml")
 
 
-def short_run_args(root: str | os.PathLike, *extra: str, max_steps: int = 120, run: bool = True) -> list[str]:
-    """`fit` on the default config, cut to a few hundred updates, logging to ``root``.
+def short_run_args(
+    root: str | os.PathLike, *extra: str, max_steps: int = 120, run: bool = True, config: str = CONFIG
+) -> list[str]:
+    """`fit` on ``config`` (default: the default config), cut to a few hundred updates, logging to ``root``.
 
     ``run=False`` leaves out the subcommand, for ``RLCLI(args, run=False)``.
     """
     return [
         *(["fit"] if run else []),
         "--config",
-        CONFIG,
+        config,
         f"--trainer.default_root_dir={root}",
         f"--trainer.max_steps={max_steps}",
         "--trainer.enable_progress_bar=false",

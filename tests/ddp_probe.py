@@ -17,7 +17,7 @@ import torch
 class RankReport(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         dm = trainer.datamodule
-        params = torch.cat([p.detach().flatten() for p in pl_module.net.parameters()])
+        params = torch.cat([p.detach().flatten() for p in pl_module.parameters()])  # targets' too
         report = {
             "rank": trainer.global_rank,
             "world_size": trainer.world_size,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cli_utils import short_run_args
+from cli_utils import PENDULUM_SAC, short_run_args
 from ddp_probe import run_two_ranks
 
 
@@ -38,3 +38,22 @@ def test_two_rank_ddp_keeps_replicas_in_sync_with_separate_collectors(tmp_path):
     rank_dirs = sorted(p.name for p in (tmp_path / "replay").glob("iter*/rank*"))
     assert "rank0" in rank_dirs and "rank1" in rank_dirs
     assert all((p / "buffer" / "state.pt").exists() for p in (tmp_path / "replay").glob("iter*/rank*"))
+
+
+@pytest.mark.ddp
+def test_two_rank_sac_keeps_actor_critics_and_temperature_in_sync(tmp_path):
+    args = short_run_args(
+        tmp_path,
+        "--trainer.logger=false",
+        "--trainer.callbacks+=tests.ddp_probe.RankReport",
+        "--model.init_args.random_steps=200",
+        max_steps=48,
+        config=PENDULUM_SAC,
+    )
+    reports = run_two_ranks(args, tmp_path)
+    # one all-reduced backward per update covers the critics, the actor and log_alpha
+    assert reports[0]["param_sum"] == reports[1]["param_sum"]
+    assert reports[0]["param_abs_sum"] == reports[1]["param_abs_sum"]
+    assert reports[0]["direct_update"] and reports[1]["direct_update"]
+    assert reports[0]["train_iter"] == reports[1]["train_iter"] == 48
+    assert reports[0]["first_obs"] != reports[1]["first_obs"]  # each rank's own envs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cli_utils import CONFIG
+from cli_utils import CONFIG, REPO
 
 from lightning_rl.entry import serial_pipeline
 
@@ -38,3 +38,25 @@ def test_prioritized_dueling_dqn_solves_cartpole(tmp_path, monkeypatch):
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_default_config_solves_other_seeds(tmp_path, monkeypatch, seed):
     solve(tmp_path, monkeypatch, seed=seed)
+
+
+def solve_pendulum(tmp_path, monkeypatch, algo: str, seed: int) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = serial_pipeline(str(REPO / "configs" / f"pendulum_{algo}.yaml"), seed=seed, **QUIET)
+    # the bar: a 10-episode deterministic evaluation >= -200 within 20k env steps
+    assert result["stop_value_reached"] and result["eval_return_mean"] >= -200, result
+    assert result["env_steps"] <= 20_000, result
+
+
+@pytest.mark.learning
+@pytest.mark.parametrize("algo", ["sac", "td3", "ddpg"])
+def test_continuous_control_solves_pendulum(tmp_path, monkeypatch, algo):
+    solve_pendulum(tmp_path, monkeypatch, algo, seed=0)
+
+
+@pytest.mark.learning
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("algo", ["sac", "td3", "ddpg"])
+def test_continuous_control_solves_pendulum_on_other_seeds(tmp_path, monkeypatch, algo, seed):
+    solve_pendulum(tmp_path, monkeypatch, algo, seed)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from pytorch_lightning.strategies import DDPStrategy, SingleDeviceStrategy
 from tensordict import TensorDict
 
 from lightning_rl import keys
@@ -229,3 +230,13 @@ def test_sac_temperature_groups_and_fixed_alpha():
 def test_bad_arguments_name_the_field(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
         make(cls, **kwargs)
+
+
+def test_td3_under_ddp_asks_for_unused_parameters():
+    policy = make(TD3)
+    policy.check_strategy(SingleDeviceStrategy("cpu"))
+    policy.check_strategy(DDPStrategy(find_unused_parameters=True))
+    with pytest.raises(ConfigError, match="ddp_find_unused_parameters_true") as err:
+        policy.check_strategy(DDPStrategy())
+    assert err.value.field == "trainer.strategy"
+    make(TD3, policy_delay=1).check_strategy(DDPStrategy())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from cli_utils import short_run_args
+from cli_utils import PENDULUM_SAC, short_run_args
 
 from lightning_rl import keys
 from lightning_rl.cli import RLCLI
@@ -25,8 +26,8 @@ class CaptureAtStart(pl.Callback):
         )
         self.global_step = trainer.global_step
         self.buffer = dm.buffer.get(torch.arange(len(dm.buffer))).to_dict()
-        self.net = {k: v.clone() for k, v in pl_module.net.state_dict().items()}
-        self.target = {k: v.clone() for k, v in pl_module.target_net.state_dict().items()}
+        self.weights = {k: v.clone() for k, v in pl_module.state_dict().items()}  # targets' too
+        self.optimizer = deepcopy(pl_module.optimizers().optimizer.state_dict())  # Adam updates in place
         self.best_return = next(
             cb for cb in trainer.callbacks if type(cb).__name__ == "Evaluator"
         ).best_return
@@ -44,8 +45,7 @@ def test_resume_continues_with_the_same_counters_and_replay(tmp_path):
         "env_steps": dm.env_steps,
         "episodes": dm.counters.episodes,
         "buffer": dm.buffer.get(torch.arange(len(dm.buffer))).to_dict(),
-        "net": policy.net.state_dict(),
-        "target": policy.target_net.state_dict(),
+        "weights": policy.state_dict(),
         "best_return": next(
             cb for cb in first.trainer.callbacks if type(cb).__name__ == "Evaluator"
         ).best_return,
@@ -69,8 +69,8 @@ def test_resume_continues_with_the_same_counters_and_replay(tmp_path):
     assert capture.buffer.keys() == saved["buffer"].keys()
     for key, value in saved["buffer"].items():
         assert torch.equal(capture.buffer[key], value), key
-    assert all(torch.equal(capture.net[k], v) for k, v in saved["net"].items())
-    assert all(torch.equal(capture.target[k], v) for k, v in saved["target"].items())
+    assert all(torch.equal(capture.weights[k], v) for k, v in saved["weights"].items())
+    assert any(k.startswith("target_net.") for k in capture.weights)
     # ... and then it keeps going from there
     assert resumed.model.train_iter == 200 and resumed.datamodule.env_steps > saved["env_steps"]
     assert keys.WEIGHT in resumed.datamodule.sample()
@@ -88,3 +88,36 @@ def test_best_checkpoint_leaves_the_replay_out_and_cannot_be_resumed_from(tmp_pa
     resumed = RLCLI(args=short_run_args(tmp_path, max_steps=120, run=False), run=False)
     with pytest.raises(ValueError, match="holds no replay buffer .* resume from last.ckpt"):
         resumed.trainer.fit(resumed.model, datamodule=resumed.datamodule, ckpt_path=best)
+
+
+def test_sac_resumes_with_its_replay_temperature_targets_and_optimizer(tmp_path):
+    args = ("--data.init_args.prioritized=true", "--model.init_args.random_steps=200")
+    first = RLCLI(args=short_run_args(tmp_path, *args, max_steps=64, config=PENDULUM_SAC))
+    dm, policy = first.datamodule, first.model
+    saved_weights = {k: v.clone() for k, v in policy.state_dict().items()}
+    saved_buffer = dm.buffer.get(torch.arange(len(dm.buffer))).to_dict()
+    saved_counters = (dm.env_steps, dm.counters.episodes)
+    saved_optimizer = policy.optimizers().optimizer.state_dict()
+    assert policy.log_alpha.item() != 0.0  # the temperature moved from its initial log(1)
+    last = Path(first.trainer.checkpoint_callback.last_model_path)
+
+    resumed = RLCLI(
+        args=short_run_args(tmp_path, *args, max_steps=96, run=False, config=PENDULUM_SAC), run=False
+    )
+    capture = CaptureAtStart()
+    resumed.trainer.callbacks.append(capture)
+    resumed.trainer.fit(resumed.model, datamodule=resumed.datamodule, ckpt_path=str(last))
+
+    assert (capture.env_steps, capture.episodes) == saved_counters
+    assert capture.train_iter == 64 and capture.global_step == 64
+    for key, value in saved_buffer.items():
+        assert torch.equal(capture.buffer[key], value), key
+    assert capture.weights.keys() == saved_weights.keys()
+    for key in ("log_alpha", "target_critics.members.weights.0", "target_critics.members.weights.1"):
+        assert key in saved_weights
+    assert all(torch.equal(capture.weights[k], v) for k, v in saved_weights.items())
+    # the optimizer's moments of all three parts (critics, actor, temperature) come back too
+    assert [g["name"] for g in capture.optimizer["param_groups"]] == ["critic", "actor", "alpha"]
+    for index, state in saved_optimizer["state"].items():
+        assert torch.equal(capture.optimizer["state"][index]["exp_avg"], state["exp_avg"])
+    assert resumed.model.train_iter == 96 and resumed.datamodule.env_steps > saved_counters[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+from pytorch_lightning.strategies import DDPStrategy, Strategy
 from tensordict import TensorDict
 from torch import Tensor
 
@@ -20,7 +21,7 @@ from lightning_rl.rl_utils import (
     qac_target,
     smoothed_target_action,
 )
-from lightning_rl.utils.checks import check_choice, check_int, check_range
+from lightning_rl.utils.checks import ConfigError, check_choice, check_int, check_range
 
 EXPLORATION_NOISES = ("gaussian", "ou")
 
@@ -123,3 +124,20 @@ class TD3(DDPG):
     def after_update(self, trained_actor: bool) -> None:
         if trained_actor:
             self.update_targets()
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        self.check_strategy(self.trainer.strategy)
+
+    def check_strategy(self, strategy: Strategy) -> None:
+        """A :class:`ConfigError` for DDP that does not allow the delayed actor's unused parameters."""
+        if self.policy_delay == 1 or not isinstance(strategy, DDPStrategy):
+            return
+        if not strategy._ddp_kwargs.get("find_unused_parameters", False):
+            raise ConfigError(
+                f"TD3 under DDP trains its actor on every {self.policy_delay}th update only: use "
+                "trainer.strategy: ddp_find_unused_parameters_true (or model.init_args.policy_delay: 1)",
+                "trainer.strategy",
+                "DDP without find_unused_parameters cannot skip TD3's actor on the delayed updates",
+                "ddp_find_unused_parameters_true",
+            )
