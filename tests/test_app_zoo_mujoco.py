@@ -115,3 +115,35 @@ def test_data_sections_build_an_off_policy_datamodule(name, env_cls):
     dm = OffPolicyDataModule(**{**args, "env_fn": env_cls, "buffer_size": 1000})
     assert dm.env_spec["action_type"] == "continuous" and dm.env_spec["obs_dtype"] == "float32"
     assert dm.hparams.learning_starts == 10_000 and dm.hparams.batch_size == 256
+
+
+@requires_mujoco
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+@pytest.mark.parametrize("name", ["hopper", "halfcheetah", "walker2d"])
+def test_full_configs_train_here(tmp_path, name, algo):
+    """Each published-hyperparameter config runs as written, cut to a few updates (its budget is 1M)."""
+    from lightning_rl.cli import RLCLI
+
+    config = CONFIGS / f"{name}_{algo}.yaml"
+    published = yaml.safe_load(config.read_text())
+    assert published["data"]["init_args"]["max_env_steps"] == 1_000_000
+    assert (
+        published["model"]["init_args"]["random_steps"] == published["data"]["init_args"]["learning_starts"]
+    )
+    cli = RLCLI(
+        args=[
+            "fit",
+            "--config",
+            str(config),
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.max_steps=8",
+            "--data.init_args.learning_starts=300",
+            "--model.init_args.random_steps=300",
+            "--evaluator.eval_interval=8",
+            "--evaluator.n_episodes=1",
+        ]
+    )
+    assert cli.model.train_iter == 8 and cli.datamodule.env_steps >= 300
+    assert type(cli.model).__name__ == algo.upper()

@@ -22,6 +22,8 @@ DQN = str(REPO / "configs" / "cartpole_dqn.yaml")
 PPO = str(REPO / "configs" / "cartpole_ppo.yaml")
 IMPALA = str(REPO / "configs" / "cartpole_impala.yaml")
 OFFLINE = str(REPO / "configs" / "cartpole_dqn_offline.yaml")
+SAC = str(REPO / "configs" / "pendulum_sac.yaml")
+TD3 = str(REPO / "configs" / "pendulum_td3.yaml")
 
 CASES = [
     # unknown keys at every level
@@ -88,9 +90,24 @@ CASES = [
         None,
         "data.init_args.minibatch: got",
     ),
+    # out-of-range values: DDPG / TD3 / SAC
+    ("sac_tau_zero", SAC, ["--model.init_args.tau=0"], None, "model.init_args.tau"),
+    ("sac_alpha_negative", SAC, ["--model.init_args.alpha=-0.1"], None, "model.init_args.alpha"),
+    ("sac_random_steps_negative", SAC, ["--model.init_args.random_steps=-1"], None, "random_steps"),
+    ("td3_policy_delay_zero", TD3, ["--model.init_args.policy_delay=0"], None, "policy_delay"),
+    ("td3_exploration_unknown", TD3, ["--model.init_args.exploration=uniform"], None, "exploration"),
+    ("td3_hidden_sizes_empty", TD3, ["--model.init_args.critic_hidden_sizes=[]"], None, "hidden_sizes"),
     # env ids, action spaces, policy/DataModule pairs
     ("unknown_env_id", DQN, ["--data.init_args.env_id=CartPol-v1"], None, "CartPol-v1"),
     ("dqn_on_continuous_actions", DQN, ["--data.init_args.env_id=Pendulum-v1"], None, "discrete"),
+    ("sac_on_discrete_actions", SAC, ["--data.init_args.env_id=CartPole-v1"], None, "data.init_args.env_id"),
+    (
+        "td3_with_on_policy_data",
+        PPO,
+        [],
+        "model:\n  class_path: lightning_rl.policies.TD3\n  init_args: {}\n",
+        "TD3",
+    ),
     ("ppo_with_off_policy_data", DQN, ["--model=lightning_rl.policies.PPO"], None, "DataModule"),
     (
         "dqn_with_on_policy_data",
