@@ -60,13 +60,21 @@ def require_sb3() -> None:
         ) from error
 
 
-def time_sb3(model: Any, env: Any, seed: int, stop_value: float, max_steps: int, eval_freq: int) -> Run:
+def time_sb3(
+    model: Any,
+    env: Any,
+    seed: int,
+    stop_value: float,
+    max_steps: int,
+    eval_freq: int,
+    env_id: str = "CartPole-v1",
+) -> Run:
     """``model.learn`` until a 10-episode deterministic evaluation every ``eval_freq`` vector steps reaches
     ``stop_value`` (or ``max_steps``); the time is that of ``learn`` alone (evaluations included)."""
     from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
     from stable_baselines3.common.env_util import make_vec_env
 
-    eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=seed + 10_000)  # Monitor-wrapped, seeded
+    eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)  # Monitor-wrapped, seeded
     stop = StopTrainingOnRewardThreshold(reward_threshold=stop_value, verbose=0)
     evaluation = EvalCallback(
         eval_env,
