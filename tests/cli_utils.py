@@ -8,6 +8,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs" / "cartpole_dqn.yaml")
 PENDULUM_SAC = str(REPO / "configs" / "pendulum_sac.yaml")
+CARTPOLE_RAINBOW = str(REPO / "configs" / "cartpole_rainbow.yaml")
 
 
 def short_run_args(

@@ -40,6 +40,14 @@ def test_default_config_solves_other_seeds(tmp_path, monkeypatch, seed):
     solve(tmp_path, monkeypatch, seed=seed)
 
 
+@pytest.mark.learning
+def test_rainbow_config_solves_cartpole(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = serial_pipeline(str(REPO / "configs" / "cartpole_rainbow.yaml"), seed=0, **QUIET)
+    assert result["stop_value_reached"] and result["eval_return_mean"] >= 475, result
+    assert result["env_steps"] <= 50_000, result
+
+
 def solve_pendulum(tmp_path, monkeypatch, algo: str, seed: int) -> None:
     monkeypatch.chdir(tmp_path)
     result = serial_pipeline(str(REPO / "configs" / f"pendulum_{algo}.yaml"), seed=seed, **QUIET)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from cli_utils import PENDULUM_SAC, short_run_args
+from cli_utils import CARTPOLE_RAINBOW, PENDULUM_SAC, short_run_args
 
 from lightning_rl import keys
 from lightning_rl.cli import RLCLI
@@ -121,3 +121,27 @@ def test_sac_resumes_with_its_replay_temperature_targets_and_optimizer(tmp_path)
     for index, state in saved_optimizer["state"].items():
         assert torch.equal(capture.optimizer["state"][index]["exp_avg"], state["exp_avg"])
     assert resumed.model.train_iter == 96 and resumed.datamodule.env_steps > saved_counters[0]
+
+
+def test_rainbow_resumes_with_its_noise_and_prioritized_distributional_replay(tmp_path):
+    first = RLCLI(args=short_run_args(tmp_path, max_steps=40, config=CARTPOLE_RAINBOW))
+    dm, policy = first.datamodule, first.model
+    saved_weights = {k: v.clone() for k, v in policy.state_dict().items()}
+    saved_buffer = dm.buffer.get(torch.arange(len(dm.buffer))).to_dict()
+    noise = [k for k in saved_weights if k.endswith("weight_epsilon")]
+    assert any(k.startswith("net.") for k in noise) and any(k.startswith("target_net.") for k in noise)
+    last = Path(first.trainer.checkpoint_callback.last_model_path)
+
+    resumed = RLCLI(
+        args=short_run_args(tmp_path, max_steps=60, run=False, config=CARTPOLE_RAINBOW), run=False
+    )
+    capture = CaptureAtStart()
+    resumed.trainer.callbacks.append(capture)
+    resumed.trainer.fit(resumed.model, datamodule=resumed.datamodule, ckpt_path=str(last))
+
+    assert capture.train_iter == 40 and capture.env_steps == dm.env_steps
+    assert capture.weights.keys() == saved_weights.keys()
+    assert all(torch.equal(capture.weights[k], v) for k, v in saved_weights.items())  # noise included
+    for key, value in saved_buffer.items():
+        assert torch.equal(capture.buffer[key], value), key
+    assert resumed.model.train_iter == 60

@@ -8,7 +8,7 @@ from lightning_rl.models.distributions import (
     tanh_log_abs_det_jacobian,
 )
 from lightning_rl.models.dqn import DQNNet
-from lightning_rl.models.heads import DuelingHead, QHead
+from lightning_rl.models.heads import DuelingHead, QHead, noisy_layer
 from lightning_rl.models.qac import (
     ActionScaler,
     DeterministicActor,
@@ -32,6 +32,7 @@ __all__ = [
     "DiagGaussian",
     "DuelingHead",
     "QHead",
+    "noisy_layer",
     "SquashedDiagGaussian",
     "ValueAC",
     "tanh_log_abs_det_jacobian",

@@ -8,6 +8,7 @@ from lightning_rl.policies.dqn import DQN
 from lightning_rl.policies.impala import IMPALA
 from lightning_rl.policies.off_policy_ac import OffPolicyActorCritic
 from lightning_rl.policies.ppo import PPO
+from lightning_rl.policies.rainbow import Rainbow
 from lightning_rl.policies.sac import SAC
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "IMPALA",
     "OffPolicyActorCritic",
     "PPO",
+    "Rainbow",
     "RLPolicy",
     "SAC",
     "TD3",

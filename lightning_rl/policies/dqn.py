@@ -105,11 +105,21 @@ class DQN(RLPolicy):
         return epsilon_greedy(q, self.epsilon(env_steps), generator)
 
     def compute_loss(self, batch: TensorDict) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """TD loss of one replay batch.
+        """TD loss of one replay batch (plus the CQL penalty with ``cql_alpha``).
 
-        Returns ``(loss, abs_td_error (B,), extra)`` where ``extra`` holds detached tensors to log
+        Returns ``(loss, priority (B,), extra)`` where ``extra`` holds detached tensors to log
         (``td_loss``, and ``cql_penalty`` with CQL, are also the terms checked for non-finite values).
         """
+        q, loss, priority = self.td_loss(batch)
+        extra = {"td_loss": loss.detach(), "q_mean": q.detach().mean()}
+        if self.hparams.cql_alpha > 0:
+            penalty = cql_penalty(q, batch[keys.ACTION], batch.get(keys.WEIGHT, None))
+            loss = loss + self.hparams.cql_alpha * penalty
+            extra["cql_penalty"] = penalty.detach()
+        return loss, priority, extra
+
+    def td_loss(self, batch: TensorDict) -> tuple[Tensor, Tensor, Tensor]:
+        """``(q (B, A) online Q-values at obs, TD loss (), |TD error| (B,))`` of one batch."""
         obs, next_obs = batch[keys.OBS], batch[keys.NEXT_OBS]
         q = self.net(obs)
         with torch.no_grad():
@@ -127,16 +137,11 @@ class DQN(RLPolicy):
             weight=batch.get(keys.WEIGHT, None),
         )
         loss, td_error = q_nstep_td_error(data, self.gamma, loss_type=self.hparams.loss_type)
-        extra = {"td_loss": loss.detach(), "q_mean": q.detach().mean()}
-        if self.hparams.cql_alpha > 0:
-            penalty = cql_penalty(q, data.action, data.weight)
-            loss = loss + self.hparams.cql_alpha * penalty
-            extra["cql_penalty"] = penalty.detach()
-        return loss, td_error, extra
+        return q, loss, td_error
 
     def training_update(self, batch: TensorDict) -> None:
         optimizer = self.optimizers()
-        loss, td_error, extra = self.compute_loss(batch)
+        loss, priority, extra = self.compute_loss(batch)
         terms = {"loss/td": extra["td_loss"]} if "td_loss" in extra else {}
         if "cql_penalty" in extra:
             terms["loss/cql"] = extra["cql_penalty"]
@@ -144,7 +149,7 @@ class DQN(RLPolicy):
         if not self.optimizer_update(optimizer, loss, self.hparams.max_grad_norm, terms):
             return  # skipped (on_nonfinite="skip_step"): no priorities from a non-finite TD error
         self.train_iter += 1
-        self.data.update_priority(batch[keys.INDEX], td_error)
+        self.data.update_priority(batch[keys.INDEX], priority)
         self.update_target()
         if self.should_log():
             metrics = {"train/loss": loss.item(), "train/epsilon": self.epsilon(self.env_steps)}

@@ -50,6 +50,7 @@ __all__ = [
     "td_lambda_error",
     "categorical_projection",
     "dist_nstep_td_error",
+    "qr_nstep_td_error",
 ]
 
 LOSS_TYPES = ("mse", "huber")
@@ -312,6 +313,57 @@ def cql_penalty(q: torch.Tensor, action: torch.Tensor, weight: torch.Tensor | No
     if weight is not None:
         per_sample = per_sample * weight
     return per_sample.mean()
+
+
+def qr_nstep_td_error(
+    data: QNStepData, gamma: float, kappa: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """n-step quantile-regression TD loss (QR-DQN, Dabney et al., 2018).
+
+    The ``N`` quantiles ``q[action]`` sit at the midpoints ``tau_i = (2i + 1) / (2N)``; the target
+    quantiles are ``sum_k gamma^k r_{t+k} + gamma^steps * (1 - terminated) * next_q[next_action]``
+    (``next_action`` defaults to the argmax of the target quantiles' mean). With ``u_ij = target_j -
+    q_i`` the per-sample loss is ``sum_i mean_j |tau_i - 1{u_ij < 0}| * L_kappa(u_ij) / kappa``, where
+    ``L_kappa`` is the Huber loss with threshold ``kappa`` (``kappa = 0``: ``|u_ij|``, the plain quantile
+    loss).
+
+    Returns:
+        ``(loss, per_sample)``: ``loss = mean(weight * per_sample)`` and the detached per-sample loss
+        :math:`(B,)`, the priority.
+
+    Shapes:
+        - q: :math:`(B, A, N)` online quantiles at s_t; next_q: :math:`(B, A, N)` target-net ones at
+          s_{t+steps}.
+        - action, reward, terminated, next_action, steps, weight: as :func:`q_nstep_td_error`.
+        - loss: :math:`()`; per_sample: :math:`(B,)`.
+    """
+    check_unit_interval("gamma", gamma)
+    check_non_negative(kappa=kappa)
+    q, next_q, action, reward, terminated, next_action, steps, weight = data
+    check_dim("q", q, 3, "(B, A, N)")
+    check_shape("next_q", next_q, tuple(q.shape))
+    batch_size, _, n_quantiles = q.shape
+    check_batch(
+        batch_size, action=action, terminated=terminated, next_action=next_action, steps=steps, weight=weight
+    )
+    reward = _nstep_reward(reward, batch_size)
+    batch_index = torch.arange(batch_size, device=q.device)
+    with torch.no_grad():
+        discounted_reward, bootstrap = _discounted_reward_and_bootstrap(reward, terminated, steps, gamma)
+        if next_action is None:
+            next_action = next_q.mean(-1).argmax(-1)
+        next_quantiles = next_q[batch_index, next_action.long()]  # (B, N)
+        target = discounted_reward.unsqueeze(-1) + bootstrap.unsqueeze(-1) * next_quantiles
+    quantiles = q[batch_index, action.long()]  # (B, N)
+    u = target.unsqueeze(1) - quantiles.unsqueeze(2)  # (B, N_pred, N_target)
+    if kappa > 0:
+        huber = F.huber_loss(u, torch.zeros_like(u), reduction="none", delta=kappa) / kappa
+    else:
+        huber = u.abs()
+    tau = (2 * torch.arange(n_quantiles, device=q.device, dtype=q.dtype) + 1) / (2 * n_quantiles)
+    per_sample = ((tau.unsqueeze(-1) - (u.detach() < 0).to(q.dtype)).abs() * huber).mean(-1).sum(-1)
+    weighted = per_sample if weight is None else per_sample * weight
+    return weighted.mean(), per_sample.detach()
 
 
 # ---------------------------------------------------------------------------------------------------------

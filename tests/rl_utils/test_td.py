@@ -19,6 +19,7 @@ from lightning_rl.rl_utils import (
     q_1step_td_error,
     q_nstep_td_error,
     q_nstep_td_error_with_rescale,
+    qr_nstep_td_error,
     td_lambda_error,
     v_1step_td_error,
     v_nstep_td_error,
@@ -446,6 +447,43 @@ def test_dist_nstep_td_error():
     # a zero probability where the target has mass gives a finite (clamped) loss
     zero = data._replace(dist=t([[[0.0, 0.0, 0.5, 0.5, 0.0], [0.2] * 5]]))
     assert torch.isfinite(dist_nstep_td_error(zero, 0.5, -2.0, 2.0, 5)[0])
+
+
+def test_qr_nstep_td_error():
+    # B=1, A=2, N=2 quantiles at tau = [0.25, 0.75]; q[action=1] = [0, 2]; gamma 0.5, one step of reward 1
+    # next_q[next_action=0] = [1, 3] -> target quantiles 1 + 0.5 * [1, 3] = [1.5, 2.5]
+    # i=0 (q 0): u = [1.5, 2.5] > 0, weight 0.25, huber [1.0, 2.0] -> 0.25 * 1.5 = 0.375
+    # i=1 (q 2): u = [-0.5, 0.5], weights [0.25, 0.75], huber 0.125 each -> (0.03125 + 0.09375) / 2 = 0.0625
+    q = t([[[5.0, 5.0], [0.0, 2.0]]]).requires_grad_()
+    next_q = t([[[1.0, 3.0], [0.0, 0.0]]]).requires_grad_()
+    data = QNStepData(
+        q=q,
+        next_q=next_q,
+        action=t([1], dtype=torch.int64),
+        reward=t([[1.0]]),
+        terminated=t([0.0]),
+        next_action=t([0], dtype=torch.int64),
+        steps=t([1], dtype=torch.int64),
+    )
+    loss, per_sample = qr_nstep_td_error(data, gamma=0.5, kappa=1.0)
+    close(per_sample, [0.4375])
+    close(loss, 0.4375)
+    loss.backward()
+    assert q.grad[0, 0].abs().sum() == 0.0 and q.grad[0, 1].abs().sum() > 0
+    assert next_q.grad is None and not per_sample.requires_grad
+
+    # kappa 0 is the plain quantile loss: 0.25 * mean(1.5, 2.5) + (0.25 * 0.5 + 0.75 * 0.5) / 2 = 0.75
+    close(qr_nstep_td_error(data, 0.5, kappa=0.0)[1], [0.75])
+    # next_action None: the argmax of the target quantiles' mean (action 0, mean 2 > 0): the same target
+    close(qr_nstep_td_error(data._replace(next_action=None), 0.5)[1], [0.4375])
+    # terminated: target [1, 1]; i=0: u = 1 -> 0.25 * 0.5; i=1: u = -1 -> 0.25 * 0.5; sum 0.25
+    close(qr_nstep_td_error(data._replace(terminated=t([1.0])), 0.5)[1], [0.25])
+    # weight scales the loss, not the priority
+    loss_w, per_sample_w = qr_nstep_td_error(data._replace(weight=t([2.0])), 0.5)
+    close(loss_w, 0.875)
+    close(per_sample_w, [0.4375])
+    with pytest.raises(ValueError, match="q"):
+        qr_nstep_td_error(data._replace(q=q[0]), 0.5)
 
 
 # ---------------------------------------------------------------------------------------------------------
