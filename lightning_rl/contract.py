@@ -30,9 +30,11 @@ __all__ = [
     "Actor",
     "DataSource",
     "Minibatch",
+    "RecurrentActor",
     "RolloutActor",
     "ContractError",
     "RolloutSource",
+    "SequenceSource",
     "Rng",
     "StepBatches",
     "require",
@@ -78,6 +80,23 @@ class RolloutActor(Actor, Protocol):
         ...
 
 
+@runtime_checkable
+class RecurrentActor(Actor, Protocol):
+    """A policy with a recurrent state per env (R2D2): collectors and evaluators keep one state per env,
+    start every episode from :meth:`initial_state` and act through :meth:`act_recurrent`."""
+
+    def initial_state(self, n: int) -> Tensor:
+        """The state ``(n, *state_shape)`` an episode starts from."""
+        ...
+
+    def act_recurrent(
+        self, obs: Tensor, state: Tensor, mode: ActMode = "eval", env_steps: int = 0, generator: Rng = None
+    ) -> tuple[Tensor, Tensor]:
+        """Actions as :meth:`Actor.act` for observations ``(E, *obs_shape)`` in states ``(E,
+        *state_shape)``, and the states after them."""
+        ...
+
+
 # --- what a DataModule offers its policy -----------------------------------------------------------
 @runtime_checkable
 class DataSource(Protocol):
@@ -107,6 +126,18 @@ class RolloutSource(DataSource, Protocol):
     def stop_epochs(self) -> None:
         """End the current rollout's epochs after this minibatch (e.g. PPO's target-KL stop)."""
         ...
+
+
+@runtime_checkable
+class SequenceSource(DataSource, Protocol):
+    """A recurrent replay DataModule: batches of fixed-length sequence items (``lightning_rl.keys``:
+    per-step ``(B, L, ...)`` entries with ``MASK``, plus ``RECURRENT_STATE`` and ``FINAL_OBS``), where
+    ``L = burn_in + seq_len`` and the training part is positions ``[burn_in, L)``."""
+
+    burn_in: int  # leading positions of each item that only warm up the recurrent state
+    nstep: int  # n of the n-step targets computed within sequences
+
+    # update_priority takes one priority (B,) per sampled sequence
 
 
 _P = TypeVar("_P")

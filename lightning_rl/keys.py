@@ -24,3 +24,8 @@ RETURNS = "returns"  # float32
 # a leading (L,) = (burn_in + seq_len,) time dim. Positions [0, burn_in) are burn-in context, [burn_in, L)
 # the training part, so the steps that train are mask[..., burn_in:].
 MASK = "mask"  # (L,) bool: position holds a real env step (False: zero padding, or a dropped step)
+
+# Recurrent replay (datamodules.SequenceReplayDataModule) stores each sequence item with these besides its
+# per-step OBS, ACTION, REWARD (one reward per step), TERMINATED and MASK, all (L, ...):
+RECURRENT_STATE = "recurrent_state"  # state_shape: the actor's recurrent state before the item's first step
+FINAL_OBS = "final_obs"  # obs_shape: the observation after the item's last real step (its bootstrap state)

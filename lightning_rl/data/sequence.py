@@ -81,7 +81,9 @@ class SequenceBuilder:
             )
         self._n_ep[env_mask.to(self._n_ep.device)] = 0
 
-    def add(self, step: TensorDictBase, done: torch.Tensor) -> TensorDict | None:
+    def add(
+        self, step: TensorDictBase, done: torch.Tensor, dropped: torch.Tensor | None = None
+    ) -> TensorDict | None:
         """Record one vector-env step and return the sequence items it completes.
 
         Args:
@@ -90,6 +92,10 @@ class SequenceBuilder:
                 actor used, per-agent tensors), all on one device. Every call must have the same keys,
                 per-env shapes and dtypes; ``keys.MASK`` is reserved.
             done: ``(E,)`` bool, ``terminated | truncated`` of this step (the episode ends with it).
+            dropped: ``(E,)`` bool or ``None``: envs whose step failed (an env manager dropped their
+                episode, see :mod:`lightning_rl.envs.manager`). Their step is not recorded, their
+                episode's pending steps are discarded without an item, and their next step starts a new
+                episode.
 
         Returns:
             ``None`` if nothing completed, else a ``TensorDict`` with ``batch_size [N, L]``: every key of
@@ -104,8 +110,13 @@ class SequenceBuilder:
             )
         if step.batch_size != (e,):
             raise ValueError(f"step must have batch_size [n_envs={e}], got {list(step.batch_size)}")
-        if not isinstance(done, torch.Tensor) or done.dtype != torch.bool or done.shape != (e,):
-            raise ValueError(f"done must be a bool tensor of shape (n_envs={e},), got {describe(done)}")
+        for name, flags in (("done", done), ("dropped", dropped)):
+            if flags is None and name == "dropped":
+                continue
+            if not isinstance(flags, torch.Tensor) or flags.dtype != torch.bool or flags.shape != (e,):
+                raise ValueError(
+                    f"{name} must be a bool tensor of shape (n_envs={e},), got {describe(flags)}"
+                )
         if not self._leaves:
             self._allocate(step)
         values = self._step_values(step)
@@ -119,6 +130,10 @@ class SequenceBuilder:
         q = p - (seq_len - 1)  # episode position where a training part ending at this step starts
         stride = seq_len - self.overlap
         emit = ((q >= 0) & (q % stride == 0)) | done
+        if dropped is not None:
+            dropped = dropped.to(self._n_ep.device)
+            emit &= ~dropped
+            done = done | dropped
         self._n_ep[done] = 0
         if not bool(emit.any()):
             return None

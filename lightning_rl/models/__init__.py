@@ -17,6 +17,7 @@ from lightning_rl.models.qac import (
     QCritics,
     QValueAC,
 )
+from lightning_rl.models.recurrent import DRQN
 from lightning_rl.models.value_ac import ValueAC
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "QValueAC",
     "CategoricalDist",
     "DQNNet",
+    "DRQN",
     "DiagGaussian",
     "DuelingHead",
     "QHead",

@@ -8,6 +8,7 @@ from lightning_rl.rl_utils import advantage as _advantage
 from lightning_rl.rl_utils import exploration as _exploration
 from lightning_rl.rl_utils import ppo as _ppo
 from lightning_rl.rl_utils import qac as _qac
+from lightning_rl.rl_utils import sequence_td as _sequence_td
 from lightning_rl.rl_utils import td as _td
 from lightning_rl.rl_utils import upgo as _upgo
 from lightning_rl.rl_utils import vtrace as _vtrace
@@ -16,12 +17,14 @@ from lightning_rl.rl_utils.advantage import *  # noqa: F403
 from lightning_rl.rl_utils.exploration import *  # noqa: F403
 from lightning_rl.rl_utils.ppo import *  # noqa: F403
 from lightning_rl.rl_utils.qac import *  # noqa: F403
+from lightning_rl.rl_utils.sequence_td import *  # noqa: F403
 from lightning_rl.rl_utils.td import *  # noqa: F403
 from lightning_rl.rl_utils.upgo import *  # noqa: F403
 from lightning_rl.rl_utils.vtrace import *  # noqa: F403
 
 __all__ = [
     *_td.__all__,
+    *_sequence_td.__all__,
     *_exploration.__all__,
     *_advantage.__all__,
     *_ppo.__all__,

@@ -115,6 +115,19 @@ def test_episode_end_on_a_part_boundary_emits_only_that_part():
     check(b.add(make_step(5), flags(0)), [(0, [2, 3, 4, 5, N])])
 
 
+def test_a_dropped_step_discards_its_episode_and_the_env_starts_afresh():
+    b = SequenceBuilder(E, SEQ_LEN, burn_in=BURN_IN, overlap=OVERLAP)
+    b.add(make_step(0), flags())
+    # env1's step 1 failed: no item for its episode (not even when others complete), nothing recorded
+    assert b.add(make_step(1), flags(), dropped=flags(1)) is None
+    check(b.add(make_step(2), flags()), [(0, [N, N, 0, 1, 2]), (2, [N, N, 0, 1, 2])])
+    # env1 restarted at step 2: its first part is steps 2..4, no burn-in from before the failure
+    b.add(make_step(3), flags())
+    check(b.add(make_step(4), flags()), [(0, [0, 1, 2, 3, 4]), (1, [N, N, 2, 3, 4]), (2, [0, 1, 2, 3, 4])])
+    with pytest.raises(ValueError, match="dropped must be a bool tensor"):
+        b.add(make_step(5), flags(), dropped=torch.zeros(E))
+
+
 def test_seq_len_one_without_burn_in_emits_every_step():
     b = SequenceBuilder(2, seq_len=1)
     out = b.add(make_step(0, n_envs=2), flags(1, n_envs=2))
