@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -12,8 +13,9 @@ from pytorch_lightning.trainer.states import TrainerFn
 from tensordict import TensorDict
 from torch import Tensor, nn
 
-from lightning_rl.contract import Actor, require
+from lightning_rl.contract import Actor, RecurrentActor, require
 from lightning_rl.data.collector import CollectCounters
+from lightning_rl.data.recurrent import RecurrentStates
 from lightning_rl.envs import (
     EnvManager,
     EnvManagerError,
@@ -184,12 +186,14 @@ class EnvDataModule(pl.LightningDataModule):
         module = policy if isinstance(policy, nn.Module) else nn.Module()
         was_training = module.training
         module.eval()  # dropout / batch norm in user networks must not make evaluation random
+        if isinstance(policy, RecurrentActor):  # one state per eval env, reset at its episodes' starts
+            states = RecurrentStates(policy, n_eval_envs, mode="eval")
+            act, on_done = states.act, states.reset
+        else:
+            act, on_done = functools.partial(policy.act, mode="eval"), None
         try:
             return run_episodes(
-                lambda obs: policy.act(self.preprocess_obs(obs), mode="eval"),
-                self._eval_env,
-                n_episodes,
-                seed,
+                lambda obs: act(self.preprocess_obs(obs)), self._eval_env, n_episodes, seed, on_done
             )
         except EnvManagerError:
             self._close_eval_env()

@@ -221,8 +221,20 @@ class OffPolicyDataModule(EnvDataModule):
             self.frames = FrameStore(self._frame_store_capacity, self.n_envs)
         self.generator.manual_seed(explore_seed)
         self.collector = VectorCollector(self.make_vector_env(self.n_envs), self.counters, self.world_size)
-        self.pipeline = TransitionPipeline(self.collector, hp.nstep, self.frames)
+        self.pipeline = self.build_pipeline(self.trainer.lightning_module)
         self.pipeline.reset(seed=self.rank_seed)
+
+    def build_pipeline(self, policy: Actor) -> TransitionPipeline:
+        """What turns :attr:`collector`'s steps into replay items: n-step transitions here."""
+        return TransitionPipeline(self.collector, self.hparams.nstep, self.frames)
+
+    def act_fn(self, policy: Actor) -> Callable[..., Any]:
+        """The exploring act callable the pipeline steps the envs with: obs ``(E, *obs_shape)`` -> actions."""
+
+        def act(obs: torch.Tensor) -> torch.Tensor:
+            return policy.act(obs, mode="collect", env_steps=self.env_steps, generator=self.generator)
+
+        return act
 
     def train_dataloader(self) -> Iterable[StepBatches]:
         return Restartable(self._iter_async if self.hparams.async_collection else self.iter_steps)
@@ -312,11 +324,7 @@ class OffPolicyDataModule(EnvDataModule):
 
     def _collect_vector_step(self, policy: Actor, policy_iter: int) -> None:
         """One vector step with ``policy`` (whose weights are from update ``policy_iter``) into the buffer."""
-
-        def act(obs: torch.Tensor) -> torch.Tensor:
-            return policy.act(obs, mode="collect", env_steps=self.env_steps, generator=self.generator)
-
-        step = self.pipeline.collect(act)  # outside the lock: the learner samples meanwhile
+        step = self.pipeline.collect(self.act_fn(policy))  # outside the lock: the learner samples meanwhile
         with self._cond:
             transitions = self.pipeline.build(step)
             if transitions is not None:

@@ -13,6 +13,7 @@ from cli_utils import CONFIG, REPO
 from env_utils import random_rollout
 
 from app_zoo.classic_control.acrobot.envs import AcrobotEnv
+from app_zoo.classic_control.cartpole.envs import CartPoleEnv
 from app_zoo.classic_control.mountain_car.envs import MountainCarEnv
 from app_zoo.classic_control.pendulum.envs import PendulumEnv
 from lightning_rl.cli import RLCLI, main
@@ -114,3 +115,15 @@ def test_pendulum_data_section_replaces_a_configs_data(tmp_path, capsys):
             args=["--config", CONFIG, "--data", str(PENDULUM_DATA), f"--trainer.default_root_dir={tmp_path}"],
             run=False,
         )
+
+
+def test_masked_cartpole_observes_only_position_and_angle():
+    full, masked = CartPoleEnv(), CartPoleEnv(mask_velocity=True)
+    assert masked.observation_space.shape == (2,) and masked.info().env_id == "CartPole-v1"
+    obs_full, _ = full.reset(seed=3)
+    obs_masked, _ = masked.reset(seed=3)
+    for action in [0, 1, 1, 0, 1]:
+        assert np.array_equal(obs_masked, obs_full[[0, 2]]) and obs_masked.dtype == np.float32
+        obs_full, *_ = full.step(action)
+        obs_masked, *_ = masked.step(action)
+    assert masked.observation_space.contains(obs_masked)

@@ -41,7 +41,11 @@ class EpisodeStats:
 
 
 def run_episodes(
-    act: Callable[[torch.Tensor], torch.Tensor], env: gym.vector.VectorEnv, n_episodes: int, seed: int
+    act: Callable[[torch.Tensor], torch.Tensor],
+    env: gym.vector.VectorEnv,
+    n_episodes: int,
+    seed: int,
+    on_done: Callable[[torch.Tensor], None] | None = None,
 ) -> EpisodeStats:
     """Run exactly ``n_episodes`` episodes with ``act`` (obs (E, *obs_shape) -> actions (E, ...)).
 
@@ -64,7 +68,10 @@ def run_episodes(
     while (quota > 0).any():
         with torch.no_grad():
             action = act(torch.as_tensor(obs))
-        obs, _, _, _, info = env.step(action.cpu().numpy())
+        obs, _, terminated, truncated, info = env.step(action.cpu().numpy())
+        if on_done is not None:
+            dropped = info.get("dropped", np.zeros(n_envs, dtype=bool))
+            on_done(torch.as_tensor(terminated | truncated | dropped))
         for i, episode_return, length in zip(*finished_episodes(info), strict=True):
             if quota[i] > 0:  # an env past its quota keeps running; its extra episodes don't count
                 returns.append(episode_return)

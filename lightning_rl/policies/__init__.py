@@ -8,6 +8,7 @@ from lightning_rl.policies.dqn import DQN
 from lightning_rl.policies.impala import IMPALA
 from lightning_rl.policies.off_policy_ac import OffPolicyActorCritic
 from lightning_rl.policies.ppo import PPO
+from lightning_rl.policies.r2d2 import R2D2
 from lightning_rl.policies.rainbow import Rainbow
 from lightning_rl.policies.sac import SAC
 
@@ -19,6 +20,7 @@ __all__ = [
     "IMPALA",
     "OffPolicyActorCritic",
     "PPO",
+    "R2D2",
     "Rainbow",
     "RLPolicy",
     "SAC",
