@@ -68,18 +68,22 @@ def time_sb3(
     max_steps: int,
     eval_freq: int,
     env_id: str = "CartPole-v1",
+    eval_env: Any | None = None,
+    n_eval_episodes: int = 10,
 ) -> Run:
-    """``model.learn`` until a 10-episode deterministic evaluation every ``eval_freq`` vector steps reaches
-    ``stop_value`` (or ``max_steps``); the time is that of ``learn`` alone (evaluations included)."""
+    """``model.learn`` until an ``n_eval_episodes`` deterministic evaluation every ``eval_freq`` vector steps
+    reaches ``stop_value`` (or ``max_steps``); the time is that of ``learn`` alone (evaluations included).
+    The evaluation env is ``eval_env`` or one ``env_id`` env."""
     from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
     from stable_baselines3.common.env_util import make_vec_env
 
-    eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)  # Monitor-wrapped, seeded
+    if eval_env is None:
+        eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)  # Monitor-wrapped, seeded
     stop = StopTrainingOnRewardThreshold(reward_threshold=stop_value, verbose=0)
     evaluation = EvalCallback(
         eval_env,
         callback_on_new_best=stop,
-        n_eval_episodes=10,
+        n_eval_episodes=n_eval_episodes,
         eval_freq=eval_freq,
         deterministic=True,
         verbose=0,

@@ -10,6 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from cli_utils import REPO
 from env_utils import random_rollout
 
@@ -358,3 +359,33 @@ def test_breakout_checkpoint_validates_on_real_games(tmp_path):
     assert not env.cfg["episodic_life"] and not env.cfg["clip_rewards"]
     # one whole game, cut at 400 frames: 8 frames of FIRE and RIGHT at reset, then 98 agent steps of 4 frames
     assert cli.trainer.callback_metrics["eval/episode_len"] == 98
+
+
+@requires_ale
+@pytest.mark.parametrize(
+    ("config", "env_id"),
+    [
+        ("pong_rainbow.yaml", "ALE/Pong-v5"),
+        ("breakout_rainbow.yaml", "ALE/Breakout-v5"),
+        ("pong_r2d2.yaml", "ALE/Pong-v5"),
+        ("breakout_r2d2.yaml", "ALE/Breakout-v5"),
+    ],
+)
+def test_rainbow_and_r2d2_configs_train_a_few_updates(tmp_path, config, env_id):
+    recurrent = "r2d2" in config
+    extra = [f"--data.init_args.env_kwargs={{env_id: {env_id}, max_episode_frames: 200, frame_stack: 1}}"]
+    if recurrent:  # short sequences: the shipped 40 + 80 steps cost seconds per CPU update
+        extra += ["--data.init_args.seq_len=6", "--data.init_args.burn_in=2", "--data.init_args.overlap=2"]
+    else:
+        extra[0] = extra[0].replace(", frame_stack: 1", "")
+    cli = RLCLI(args=tiny_atari_run(config, tmp_path, *extra))
+    assert cli.result["train_iter"] == 2
+    assert type(cli.model.net.encoder).__name__ == "NatureCNNEncoder"
+    assert cli.model.spec.obs_shape == ((1, 84, 84) if recurrent else (4, 84, 84))
+    if recurrent:
+        assert (
+            type(cli.model).__name__ == "R2D2"
+            and cli.datamodule.buffer.get(torch.arange(1))["obs"].shape[1] == 8
+        )
+    else:
+        assert cli.model.hparams.noisy and cli.datamodule.frames is not None
