@@ -9,6 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs" / "cartpole_dqn.yaml")
 PENDULUM_SAC = str(REPO / "configs" / "pendulum_sac.yaml")
 CARTPOLE_RAINBOW = str(REPO / "configs" / "cartpole_rainbow.yaml")
+MASKED_R2D2 = str(REPO / "configs" / "cartpole_masked_r2d2.yaml")
 
 
 def short_run_args(

@@ -24,6 +24,8 @@ IMPALA = str(REPO / "configs" / "cartpole_impala.yaml")
 OFFLINE = str(REPO / "configs" / "cartpole_dqn_offline.yaml")
 SAC = str(REPO / "configs" / "pendulum_sac.yaml")
 TD3 = str(REPO / "configs" / "pendulum_td3.yaml")
+RAINBOW = str(REPO / "configs" / "cartpole_rainbow.yaml")
+R2D2 = str(REPO / "configs" / "cartpole_masked_r2d2.yaml")
 
 CASES = [
     # unknown keys at every level
@@ -97,6 +99,25 @@ CASES = [
     ("td3_policy_delay_zero", TD3, ["--model.init_args.policy_delay=0"], None, "policy_delay"),
     ("td3_exploration_unknown", TD3, ["--model.init_args.exploration=uniform"], None, "exploration"),
     ("td3_hidden_sizes_empty", TD3, ["--model.init_args.critic_hidden_sizes=[]"], None, "hidden_sizes"),
+    # Rainbow and R2D2
+    (
+        "rainbow_distributional_unknown",
+        RAINBOW,
+        ["--model.init_args.distributional=c51"],
+        None,
+        "distributional",
+    ),
+    ("rainbow_n_atoms_one", RAINBOW, ["--model.init_args.n_atoms=1"], None, "model.init_args.n_atoms"),
+    ("rainbow_v_range_empty", RAINBOW, ["--model.init_args.v_max=0"], None, "model.init_args.v_max"),
+    ("rainbow_noisy_std_zero", RAINBOW, ["--model.init_args.noisy_std=0"], None, "noisy_std"),
+    ("r2d2_overlap_too_long", R2D2, ["--data.init_args.overlap=20"], None, "data.init_args.overlap"),
+    ("r2d2_seq_len_zero", R2D2, ["--data.init_args.seq_len=0"], None, "data.init_args.seq_len"),
+    ("r2d2_burn_in_negative", R2D2, ["--data.init_args.burn_in=-1"], None, "data.init_args.burn_in"),
+    ("r2d2_frame_store", R2D2, ["--data.init_args.frame_store=true"], None, "frame_store"),
+    ("r2d2_lstm_size_zero", R2D2, ["--model.init_args.lstm_size=0"], None, "model.init_args.lstm_size"),
+    ("r2d2_priority_eta_above_one", R2D2, ["--model.init_args.priority_eta=2"], None, "priority_eta"),
+    ("r2d2_cql", R2D2, ["--model.init_args.cql_alpha=1"], None, "cql_alpha"),
+    ("dqn_with_sequence_replay", R2D2, ["--model=lightning_rl.policies.DQN"], None, "RecurrentActor"),
     # env ids, action spaces, policy/DataModule pairs
     ("unknown_env_id", DQN, ["--data.init_args.env_id=CartPol-v1"], None, "CartPol-v1"),
     ("dqn_on_continuous_actions", DQN, ["--data.init_args.env_id=Pendulum-v1"], None, "discrete"),

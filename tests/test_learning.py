@@ -48,6 +48,14 @@ def test_rainbow_config_solves_cartpole(tmp_path, monkeypatch):
     assert result["env_steps"] <= 50_000, result
 
 
+@pytest.mark.learning
+def test_r2d2_solves_the_velocity_masked_cartpole(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = serial_pipeline(str(REPO / "configs" / "cartpole_masked_r2d2.yaml"), seed=1, **QUIET)
+    assert result["stop_value_reached"] and result["eval_return_mean"] >= 475, result
+    assert result["env_steps"] <= 200_000, result
+
+
 def solve_pendulum(tmp_path, monkeypatch, algo: str, seed: int) -> None:
     monkeypatch.chdir(tmp_path)
     result = serial_pipeline(str(REPO / "configs" / f"pendulum_{algo}.yaml"), seed=seed, **QUIET)

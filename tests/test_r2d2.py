@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from cli_utils import REPO, short_run_args
+from cli_utils import MASKED_R2D2, REPO, short_run_args
 from tensordict import TensorDict
 
 from lightning_rl import keys
@@ -22,7 +22,6 @@ from lightning_rl.envs import make_vector_env
 from lightning_rl.policies import DQN, R2D2
 from lightning_rl.rl_utils import value_inv_transform, value_transform
 
-MASKED_R2D2 = str(REPO / "configs" / "cartpole_masked_r2d2.yaml")
 R2D2_CONFIG = str(REPO / "configs" / "cartpole_r2d2.yaml")
 SPEC = {
     "env_id": "CartPole-v1",

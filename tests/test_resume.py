@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from cli_utils import CARTPOLE_RAINBOW, PENDULUM_SAC, short_run_args
+from cli_utils import CARTPOLE_RAINBOW, MASKED_R2D2, PENDULUM_SAC, short_run_args
 
 from lightning_rl import keys
 from lightning_rl.cli import RLCLI
@@ -145,3 +145,28 @@ def test_rainbow_resumes_with_its_noise_and_prioritized_distributional_replay(tm
     for key, value in saved_buffer.items():
         assert torch.equal(capture.buffer[key], value), key
     assert resumed.model.train_iter == 60
+
+
+def test_r2d2_resumes_with_its_sequences_and_their_recurrent_states(tmp_path):
+    args = ("--data.init_args.learning_starts=600",)
+    first = RLCLI(args=short_run_args(tmp_path, *args, max_steps=30, config=MASKED_R2D2))
+    dm, policy = first.datamodule, first.model
+    saved_weights = {k: v.clone() for k, v in policy.state_dict().items()}
+    saved_buffer = dm.buffer.get(torch.arange(len(dm.buffer))).to_dict()
+    assert saved_buffer[keys.RECURRENT_STATE].abs().sum() > 0  # states of mid-episode sequences
+    saved_priorities = dm.buffer.stats()["priority_max"]
+    last = Path(first.trainer.checkpoint_callback.last_model_path)
+
+    resumed = RLCLI(
+        args=short_run_args(tmp_path, *args, max_steps=50, run=False, config=MASKED_R2D2), run=False
+    )
+    capture = CaptureAtStart()
+    resumed.trainer.callbacks.append(capture)
+    resumed.trainer.fit(resumed.model, datamodule=resumed.datamodule, ckpt_path=str(last))
+
+    assert capture.train_iter == 30 and capture.env_steps == dm.env_steps
+    assert capture.buffer.keys() == saved_buffer.keys()
+    for key, value in saved_buffer.items():  # recurrent states, final observations, masks included
+        assert torch.equal(capture.buffer[key], value), key
+    assert all(torch.equal(capture.weights[k], v) for k, v in saved_weights.items())
+    assert saved_priorities > 0 and resumed.model.train_iter == 50

@@ -12,7 +12,7 @@ from torch import Tensor
 from lightning_rl import keys
 from lightning_rl.contract import ActMode, RecurrentActor, Rng
 from lightning_rl.data.collector import VectorCollector, VectorStep
-from lightning_rl.data.sequence import SequenceBuilder
+from lightning_rl.data.sequence import SequenceBuilder, last_real_step
 
 __all__ = ["RecurrentAct", "RecurrentStates", "SequencePipeline", "SequenceStep"]
 
@@ -127,8 +127,8 @@ class SequencePipeline:
         if items is None:
             return None
         mask = items[keys.MASK]
-        n, length = mask.shape
-        last = length - 1 - mask.flip(1).to(torch.int8).argmax(1)  # (N,) each item's last real step
+        n = mask.shape[0]
+        last = last_real_step(mask)
         rows = torch.arange(n)
         return TensorDict(
             {

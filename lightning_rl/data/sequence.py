@@ -11,7 +11,7 @@ from lightning_rl import keys
 from lightning_rl.data.fields import required_tensor
 from lightning_rl.utils.checks import check_int, describe
 
-__all__ = ["SequenceBuilder", "sequence_priority"]
+__all__ = ["SequenceBuilder", "last_real_step", "sequence_priority"]
 
 _FORMAT = "lightning_rl.SequenceBuilder"
 
@@ -277,3 +277,9 @@ def sequence_priority(td_error: torch.Tensor, mask: torch.Tensor, eta: float = 0
         raise ValueError(f"mask must have at least one True per sequence; rows without any: {rows}")
     abs_error = td_error.detach().abs().masked_fill(~mask, 0.0)  # |td| >= 0, so 0 never wins the max
     return eta * abs_error.amax(1) + (1.0 - eta) * abs_error.sum(1) / n_valid
+
+
+def last_real_step(mask: torch.Tensor) -> torch.Tensor:
+    """The position of each item's last real step. Shapes: mask (N, L) bool, at least one True per row -> (N,)
+    int64."""
+    return mask.shape[1] - 1 - mask.flip(1).to(torch.int8).argmax(1)

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from lightning_rl import keys
 from lightning_rl.contract import ActMode, Rng, SequenceSource
-from lightning_rl.data.sequence import sequence_priority
+from lightning_rl.data.sequence import last_real_step, sequence_priority
 from lightning_rl.models import DRQN
 from lightning_rl.policies.dqn import DQN
 from lightning_rl.rl_utils import QSequenceData, epsilon_greedy, q_nstep_sequence_td_error
@@ -115,7 +115,7 @@ class R2D2(DQN):
         obs, mask = batch[keys.OBS], batch[keys.MASK]
         batch_size, length = mask.shape
         # The states the steps lead to: obs[t + 1] within an episode, the final obs after its last step.
-        last = length - 1 - mask.flip(1).to(torch.int8).argmax(1)
+        last = last_real_step(mask)
         inputs = torch.cat([obs, torch.zeros_like(obs[:, :1])], 1)  # (B, L + 1, *obs_shape)
         inputs[torch.arange(batch_size, device=obs.device), last + 1] = batch[keys.FINAL_OBS]
         reset = torch.zeros(batch_size, length + 1, dtype=torch.bool, device=mask.device)
