@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cartpole_ppo import SB3_ZOO
 from solve_race import race, run_ours, time_sb3
 
 from app_zoo.classic_control.cartpole.envs import CartPoleEnv
@@ -36,17 +37,8 @@ EVAL_EVERY = 4000  # env steps: ours evaluates every 250 updates at 16 env steps
 EVAL_EPISODES = 20
 ZOO_TIMESTEPS = 100_000
 N_ENVS = 8
-# rl-baselines3-zoo hyperparams/ppo_lstm.yml, CartPoleNoVel-v1
-ZOO = {
-    "n_steps": 32,
-    "batch_size": 256,
-    "gae_lambda": 0.8,
-    "gamma": 0.98,
-    "n_epochs": 20,
-    "ent_coef": 0.0,
-    "learning_rate": lambda progress_remaining: progress_remaining * 1e-3,  # lin_0.001
-    "clip_range": lambda progress_remaining: progress_remaining * 0.2,  # lin_0.2
-}
+# rl-baselines3-zoo hyperparams/ppo_lstm.yml, CartPoleNoVel-v1: the values of ppo.yml's CartPole-v1
+ZOO = SB3_ZOO
 
 
 def masked_cartpole() -> CartPoleEnv:

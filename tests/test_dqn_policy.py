@@ -2,19 +2,12 @@
 
 import pytest
 import torch
-from tensordict import TensorDict
+from policy_utils import CARTPOLE, cartpole_batch
 
 from lightning_rl import keys
 from lightning_rl.policies import DQN
 from lightning_rl.utils.checks import ConfigError
 
-CARTPOLE = {
-    "env_id": "CartPole-v1",
-    "obs_shape": [4],
-    "obs_dtype": "float32",
-    "action_type": "discrete",
-    "n_actions": 2,
-}
 PENDULUM = {
     "env_id": "Pendulum-v1",
     "obs_shape": [3],
@@ -70,22 +63,6 @@ def test_eval_is_greedy_and_collect_follows_the_epsilon_schedule():
     assert policy.epsilon(50) == pytest.approx(0.5)
 
 
-def batch_of(q_online: torch.nn.Module, batch_size: int = 5) -> TensorDict:
-    generator = torch.Generator().manual_seed(1)
-    return TensorDict(
-        {
-            keys.OBS: torch.randn(batch_size, 4, generator=generator),
-            keys.ACTION: torch.randint(0, 2, (batch_size,), generator=generator),
-            keys.REWARD: torch.rand(batch_size, 3, generator=generator),
-            keys.NEXT_OBS: torch.randn(batch_size, 4, generator=generator),
-            keys.TERMINATED: torch.tensor([True, False, False, False, True]),
-            keys.STEPS: torch.tensor([1, 3, 2, 3, 3]),
-            keys.WEIGHT: torch.tensor([1.0, 0.5, 2.0, 1.0, 0.1]),
-        },
-        batch_size=[batch_size],
-    )
-
-
 @pytest.mark.parametrize("double", [True, False])
 def test_loss_matches_the_double_dqn_nstep_target_computed_by_hand(double):
     torch.manual_seed(0)
@@ -93,7 +70,7 @@ def test_loss_matches_the_double_dqn_nstep_target_computed_by_hand(double):
     with torch.no_grad():  # make the target net differ from the online net
         for p in policy.target_net.parameters():
             p.add_(torch.randn_like(p))
-    batch = batch_of(policy.net)
+    batch = cartpole_batch()
     loss, td_error, extra = policy.compute_loss(batch)
 
     with torch.no_grad():

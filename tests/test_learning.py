@@ -40,28 +40,27 @@ def test_default_config_solves_other_seeds(tmp_path, monkeypatch, seed):
     solve(tmp_path, monkeypatch, seed=seed)
 
 
+def reaches(tmp_path, monkeypatch, config: str, seed: int, stop_value: float, budget: int) -> None:
+    """``configs/<config>.yaml`` on ``seed`` reaches ``stop_value`` within ``budget`` env steps."""
+    monkeypatch.chdir(tmp_path)
+    result = serial_pipeline(str(REPO / "configs" / f"{config}.yaml"), seed=seed, **QUIET)
+    assert result["stop_value_reached"] and result["eval_return_mean"] >= stop_value, result
+    assert result["env_steps"] <= budget, result
+
+
 @pytest.mark.learning
 def test_rainbow_config_solves_cartpole(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = serial_pipeline(str(REPO / "configs" / "cartpole_rainbow.yaml"), seed=0, **QUIET)
-    assert result["stop_value_reached"] and result["eval_return_mean"] >= 475, result
-    assert result["env_steps"] <= 50_000, result
+    reaches(tmp_path, monkeypatch, "cartpole_rainbow", 0, 475, 50_000)
 
 
 @pytest.mark.learning
 def test_r2d2_solves_the_velocity_masked_cartpole(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = serial_pipeline(str(REPO / "configs" / "cartpole_masked_r2d2.yaml"), seed=1, **QUIET)
-    assert result["stop_value_reached"] and result["eval_return_mean"] >= 475, result
-    assert result["env_steps"] <= 200_000, result
+    reaches(tmp_path, monkeypatch, "cartpole_masked_r2d2", 0, 475, 200_000)
 
 
 def solve_pendulum(tmp_path, monkeypatch, algo: str, seed: int) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = serial_pipeline(str(REPO / "configs" / f"pendulum_{algo}.yaml"), seed=seed, **QUIET)
     # the issue's bar: a 10-episode deterministic evaluation >= -200 within 20k env steps
-    assert result["stop_value_reached"] and result["eval_return_mean"] >= -200, result
-    assert result["env_steps"] <= 20_000, result
+    reaches(tmp_path, monkeypatch, f"pendulum_{algo}", seed, -200, 20_000)
 
 
 @pytest.mark.learning

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from policy_utils import CARTPOLE
 from pytorch_lightning.strategies import DDPStrategy, SingleDeviceStrategy
 from tensordict import TensorDict
 
@@ -23,13 +24,6 @@ PENDULUM = {
     "action_shape": [2],
     "action_low": [-2.0, 0.0],
     "action_high": [2.0, 1.0],
-}
-CARTPOLE = {
-    "env_id": "CartPole-v1",
-    "obs_shape": [4],
-    "obs_dtype": "float32",
-    "action_type": "discrete",
-    "n_actions": 2,
 }
 SMALL = {"actor_hidden_sizes": (16,), "critic_hidden_sizes": (16,)}
 POLICIES = (DDPG, TD3, SAC)

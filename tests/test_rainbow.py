@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from cli_utils import CARTPOLE_RAINBOW, short_run_args
-from tensordict import TensorDict
+from policy_utils import CARTPOLE, cartpole_batch
 from torchrl.modules import NoisyLinear, reset_noise
 
 from lightning_rl import keys
@@ -16,35 +16,12 @@ from lightning_rl.policies import DQN, Rainbow
 from lightning_rl.rl_utils import DistNStepData, QNStepData, dist_nstep_td_error, qr_nstep_td_error
 from lightning_rl.utils.checks import ConfigError
 
-CARTPOLE = {
-    "env_id": "CartPole-v1",
-    "obs_shape": [4],
-    "obs_dtype": "float32",
-    "action_type": "discrete",
-    "n_actions": 2,
-}
 SMALL = {"hidden_sizes": (8,), "n_atoms": 5, "v_min": -2.0, "v_max": 2.0}
 
 
 def make(**kwargs) -> Rainbow:
     torch.manual_seed(0)
     return Rainbow(env_spec=CARTPOLE, **{**SMALL, **kwargs})
-
-
-def batch_of(batch_size: int = 5) -> TensorDict:
-    generator = torch.Generator().manual_seed(1)
-    return TensorDict(
-        {
-            keys.OBS: torch.randn(batch_size, 4, generator=generator),
-            keys.ACTION: torch.randint(0, 2, (batch_size,), generator=generator),
-            keys.REWARD: torch.rand(batch_size, 3, generator=generator),
-            keys.NEXT_OBS: torch.randn(batch_size, 4, generator=generator),
-            keys.TERMINATED: torch.tensor([True, False, False, False, True]),
-            keys.STEPS: torch.tensor([1, 3, 2, 3, 3]),
-            keys.WEIGHT: torch.tensor([1.0, 0.5, 2.0, 1.0, 0.1]),
-        },
-        batch_size=[batch_size],
-    )
 
 
 # --- heads and the network ------------------------------------------------------------------------------
@@ -143,7 +120,7 @@ def _perturb_target(policy: Rainbow) -> None:
 def test_c51_loss_is_the_projected_cross_entropy_with_the_expected_q_argmax(double):
     policy = make(noisy=False, double=double, gamma=0.9)
     _perturb_target(policy)
-    batch = batch_of()
+    batch = cartpole_batch()
     loss, priority, extra = policy.compute_loss(batch)
     with torch.no_grad():
         out, next_target = policy.net(batch[keys.OBS]), policy.target_net(batch[keys.NEXT_OBS])
@@ -167,7 +144,7 @@ def test_c51_loss_is_the_projected_cross_entropy_with_the_expected_q_argmax(doub
 def test_quantile_loss_is_qr_dqn_on_the_double_q_action():
     policy = make(noisy=False, distributional="quantile", kappa=0.5, gamma=0.9)
     _perturb_target(policy)
-    batch = batch_of()
+    batch = cartpole_batch()
     loss, priority, _ = policy.compute_loss(batch)
     with torch.no_grad():
         out, next_target = policy.net(batch[keys.OBS]), policy.target_net(batch[keys.NEXT_OBS])
@@ -191,7 +168,7 @@ def test_all_switches_off_is_dqn():
     torch.manual_seed(0)
     dqn = DQN(env_spec=CARTPOLE, hidden_sizes=(8,), gamma=0.9)
     dqn.load_state_dict(rainbow.state_dict())
-    batch = batch_of()
+    batch = cartpole_batch()
     for got, want in zip(rainbow.compute_loss(batch)[:2], dqn.compute_loss(batch)[:2], strict=True):
         assert torch.allclose(got, want)
 
@@ -209,7 +186,7 @@ def test_each_update_draws_new_noise_for_online_and_target_nets(monkeypatch):
     policy.optimizer_update = lambda *args, **kwargs: True
     data = Data()
     monkeypatch.setattr(Rainbow, "data", property(lambda self: data))
-    policy.training_update(batch_of().set(keys.INDEX, torch.arange(5)))
+    policy.training_update(cartpole_batch().set(keys.INDEX, torch.arange(5)))
     for name, before in noise.items():
         assert not torch.equal(policy.get_buffer(name), before), name
     assert data.priority.shape == (5,)
