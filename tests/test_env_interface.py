@@ -44,6 +44,7 @@ def test_config_overrides_and_unknown_keys():
     assert env.info().max_episode_steps == 50 and env.cfg == {
         "env_id": "CartPole-v1",
         "env_kwargs": {"max_episode_steps": 50},
+        "mask_velocity": False,
     }
     assert CartPoleEnv(env_id="CartPole-v0").info().max_episode_steps == 200  # keyword overrides
     with pytest.raises(
