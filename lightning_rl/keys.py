@@ -29,3 +29,9 @@ MASK = "mask"  # (L,) bool: position holds a real env step (False: zero padding,
 # per-step OBS, ACTION, REWARD (one reward per step), TERMINATED and MASK, all (L, ...):
 RECURRENT_STATE = "recurrent_state"  # state_shape: the actor's recurrent state before the item's first step
 FINAL_OBS = "final_obs"  # obs_shape: the observation after the item's last real step (its bootstrap state)
+
+# Multi-agent envs (lightning_rl.envs.multi_agent) pack these into one observation; MultiAgentLayout.unpack
+# names them, N agents:
+AGENT_OBS = "agent_obs"  # (N, obs_dim) float32: each agent's own observation
+GLOBAL_STATE = "global_state"  # (state_dim,) float32: the centralized critic's / mixer's input
+ACTION_MASK = "action_mask"  # (N, n_actions) bool: True where an agent may take the action

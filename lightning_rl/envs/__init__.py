@@ -10,6 +10,7 @@ from lightning_rl.envs.manager import (
     SubprocessEnvManager,
     SyncEnvManager,
 )
+from lightning_rl.envs.multi_agent import LBForagingEnv, MultiAgentEnv, MultiAgentLayout, PettingZooEnv
 from lightning_rl.envs.vector import make_vector_env, probe_env_spec, resolve_env_factory, true_next_obs
 
 __all__ = [
@@ -20,6 +21,10 @@ __all__ = [
     "EnvManagerError",
     "EnvStep",
     "GymEnv",
+    "LBForagingEnv",
+    "MultiAgentEnv",
+    "MultiAgentLayout",
+    "PettingZooEnv",
     "EpisodeStats",
     "check_reports_episodes",
     "finished_episodes",
