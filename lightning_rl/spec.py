@@ -30,6 +30,9 @@ class EnvSpec:
         n_actions: number of discrete actions (0 for continuous).
         action_shape: shape of one continuous action (``()`` for discrete).
         action_low, action_high: bounds of continuous actions (empty for discrete).
+        multi_agent: for a multi-agent env (``lightning_rl.envs.MultiAgentEnv``), its
+            ``MultiAgentLayout.to_dict()``; the action fields then describe one agent's action. ``None``:
+            a single-agent env.
     """
 
     env_id: str
@@ -40,6 +43,30 @@ class EnvSpec:
     action_shape: tuple[int, ...] = ()
     action_low: tuple[float, ...] = ()
     action_high: tuple[float, ...] = ()
+    multi_agent: dict[str, Any] | None = None
+
+    @classmethod
+    def from_multi_agent_layout(
+        cls, env_id: str, observation_space: gym.spaces.Box, layout: dict[str, Any]
+    ) -> EnvSpec:
+        """The spec of a multi-agent env: its packed observation, one agent's action, and the layout."""
+        obs = {
+            "obs_shape": tuple(observation_space.shape),
+            "obs_dtype": np.dtype(observation_space.dtype).name,
+        }
+        if layout["n_actions"] is not None:
+            return cls(
+                env_id, action_type="discrete", n_actions=int(layout["n_actions"]), multi_agent=layout, **obs
+            )
+        return cls(
+            env_id,
+            action_type="continuous",
+            action_shape=(int(layout["action_dim"]),),
+            action_low=tuple(layout["action_low"]),
+            action_high=tuple(layout["action_high"]),
+            multi_agent=layout,
+            **obs,
+        )
 
     @classmethod
     def from_spaces(cls, env_id: str, observation_space: gym.Space, action_space: gym.Space) -> EnvSpec:
@@ -80,4 +107,6 @@ class EnvSpec:
         unknown = set(spec) - allowed
         if unknown:
             raise ValueError(f"env_spec: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+        return cls(
+            **{k: tuple(v) if isinstance(v, list) and k != "multi_agent" else v for k, v in spec.items()}
+        )

@@ -19,6 +19,7 @@ import numpy as np
 from lightning_rl.envs.manager import EnvManager, SubprocessEnvManager, SyncEnvManager
 from lightning_rl.envs.manager.base import factory_name
 from lightning_rl.envs.manager.faults import FAULT_KNOBS, FaultLimits
+from lightning_rl.envs.multi_agent import MultiAgentEnv
 from lightning_rl.spec import EnvSpec
 from lightning_rl.utils.checks import check_choice, check_int
 
@@ -54,6 +55,10 @@ def probe_env_spec(name: str, make: Callable[[], gym.Env]) -> EnvSpec:
     """Build one env, read its spaces, close it."""
     env = make()
     try:
+        if isinstance(env.unwrapped, MultiAgentEnv):  # packed per-agent observations, joint actions
+            return EnvSpec.from_multi_agent_layout(
+                name, env.observation_space, env.unwrapped.layout.to_dict()
+            )
         return EnvSpec.from_spaces(name, env.observation_space, env.action_space)
     finally:
         env.close()

@@ -9,6 +9,7 @@ from lightning_rl.models.distributions import (
 )
 from lightning_rl.models.dqn import DQNNet
 from lightning_rl.models.heads import DuelingHead, QHead, noisy_layer
+from lightning_rl.models.multi_agent import MultiAgentQNet, QMixer, VDNMixer
 from lightning_rl.models.qac import (
     ActionScaler,
     DeterministicActor,
@@ -26,7 +27,9 @@ __all__ = [
     "DeterministicActor",
     "EnsembleMLP",
     "GaussianActor",
+    "MultiAgentQNet",
     "QCritics",
+    "QMixer",
     "QValueAC",
     "CategoricalDist",
     "DQNNet",
@@ -37,5 +40,6 @@ __all__ = [
     "noisy_layer",
     "SquashedDiagGaussian",
     "ValueAC",
+    "VDNMixer",
     "tanh_log_abs_det_jacobian",
 ]

@@ -6,6 +6,7 @@ from lightning_rl.policies.base import RLPolicy
 from lightning_rl.policies.ddpg import DDPG, TD3
 from lightning_rl.policies.dqn import DQN
 from lightning_rl.policies.impala import IMPALA
+from lightning_rl.policies.multi_agent import IQL, QMIX
 from lightning_rl.policies.off_policy_ac import OffPolicyActorCritic
 from lightning_rl.policies.ppo import PPO
 from lightning_rl.policies.r2d2 import R2D2
@@ -18,8 +19,10 @@ __all__ = [
     "DDPG",
     "DQN",
     "IMPALA",
+    "IQL",
     "OffPolicyActorCritic",
     "PPO",
+    "QMIX",
     "R2D2",
     "Rainbow",
     "RLPolicy",

@@ -92,6 +92,7 @@ class RLPolicy(pl.LightningModule):
     """
 
     data_protocol: type[DataSource] = DataSource  # what this policy needs of its DataModule
+    multi_agent: bool = False  # acts for the agents of a multi-agent env (joint actions, EnvSpec.multi_agent)
     #: Let :meth:`optimizer_update` skip Lightning's hook dispatch when that changes nothing (False:
     #: always take Lightning's own calls; the tests use it to compare both paths).
     direct_optimizer_update: bool = True
@@ -129,6 +130,15 @@ class RLPolicy(pl.LightningModule):
         ``action_type`` (``"discrete"`` or ``"continuous"``); it names ``fitting_policies``, the policies
         for the env's kind of actions (e.g. ``"DDPG, TD3 or SAC"``)."""
         spec = self.spec
+        if (spec.multi_agent is not None) != self.multi_agent:
+            kind = "multi-agent" if spec.multi_agent is not None else "single-agent"
+            fitting = "QMIX or IQL" if spec.multi_agent is not None else "a single-agent policy"
+            raise ConfigError(
+                f"{type(self).__name__} does not fit env '{spec.env_id}', which is {kind}: use {fitting}",
+                "data.init_args.env_id",
+                f"env '{spec.env_id}' is {kind}",
+                f"an env for {type(self).__name__}, or {fitting} for this one",
+            )
         if spec.action_type == action_type:
             return
         actions = f"{spec.n_actions} discrete" if spec.action_type == "discrete" else "continuous"

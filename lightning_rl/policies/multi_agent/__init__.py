@@ -1,0 +1,5 @@
+"""Cooperative multi-agent policies on the multi-agent env layer (``lightning_rl.envs.multi_agent``)."""
+
+from lightning_rl.policies.multi_agent.qmix import IQL, QMIX
+
+__all__ = ["IQL", "QMIX"]
