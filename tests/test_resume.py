@@ -170,3 +170,29 @@ def test_r2d2_resumes_with_its_sequences_and_their_recurrent_states(tmp_path):
         assert torch.equal(capture.buffer[key], value), key
     assert all(torch.equal(capture.weights[k], v) for k, v in saved_weights.items())
     assert saved_priorities > 0 and resumed.model.train_iter == 50
+
+
+def test_qmix_resumes_with_its_episode_replay_recurrent_states_and_mixer(tmp_path):
+    pytest.importorskip("mpe2", reason="pip install 'lightning-rl[marl]'")
+    config = str(
+        Path(__file__).resolve().parents[1] / "app_zoo" / "mpe" / "configs" / "simple_spread_qmix.yaml"
+    )
+    args = ("--data.init_args.learning_starts=400", "--data.init_args.n_envs=2")
+    first = RLCLI(args=short_run_args(tmp_path, *args, max_steps=8, config=config))
+    dm, policy = first.datamodule, first.model
+    saved_weights = {k: v.clone() for k, v in policy.state_dict().items()}
+    saved_buffer = dm.buffer.get(torch.arange(len(dm.buffer))).to_dict()
+    assert any(k.startswith("net.mixer.") for k in saved_weights)
+    assert any(k.startswith("target_net.mixer.") for k in saved_weights)
+    last = Path(first.trainer.checkpoint_callback.last_model_path)
+
+    resumed = RLCLI(args=short_run_args(tmp_path, *args, max_steps=12, run=False, config=config), run=False)
+    capture = CaptureAtStart()
+    resumed.trainer.callbacks.append(capture)
+    resumed.trainer.fit(resumed.model, datamodule=resumed.datamodule, ckpt_path=str(last))
+
+    assert capture.train_iter == 8 and capture.env_steps == dm.env_steps
+    for key, value in saved_buffer.items():  # whole episodes: joint actions, packed obs, agents' states
+        assert torch.equal(capture.buffer[key], value), key
+    assert all(torch.equal(capture.weights[k], v) for k, v in saved_weights.items())
+    assert resumed.model.train_iter == 12
