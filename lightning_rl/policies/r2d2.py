@@ -112,14 +112,8 @@ class R2D2(DQN):
         recurrent_state (B, 2, H), final_obs (B, *obs_shape).
         """
         burn_in = self.data.burn_in
-        obs, mask = batch[keys.OBS], batch[keys.MASK]
-        batch_size, length = mask.shape
-        # The states the steps lead to: obs[t + 1] within an episode, the final obs after its last step.
-        last = last_real_step(mask)
-        inputs = torch.cat([obs, torch.zeros_like(obs[:, :1])], 1)  # (B, L + 1, *obs_shape)
-        inputs[torch.arange(batch_size, device=obs.device), last + 1] = batch[keys.FINAL_OBS]
-        reset = torch.zeros(batch_size, length + 1, dtype=torch.bool, device=mask.device)
-        reset[:, 1:length] = mask[:, 1:] & ~mask[:, :-1]  # an episode starts after front padding
+        mask = batch[keys.MASK]
+        inputs, reset = unroll_inputs(batch)
         state = batch[keys.RECURRENT_STATE]
         with torch.no_grad():
             target_q, _ = self.target_net(inputs, state, reset)
@@ -147,3 +141,20 @@ class R2D2(DQN):
         )
         priority = sequence_priority(td_error, train, hp.priority_eta)
         return q[:, :-1].detach()[train], loss, priority
+
+
+def unroll_inputs(batch: TensorDict) -> tuple[Tensor, Tensor]:
+    """What to unroll a recurrent net over for a batch of sequence items: each item's observations and
+    then, after its last real step, its final observation, so position ``t + 1`` is the state step ``t``
+    led to; and where to reset the state (an episode starting after front padding).
+
+    Shapes: obs (B, L, *obs_shape), mask (B, L), final_obs (B, *obs_shape)
+        -> inputs (B, L + 1, *obs_shape), reset (B, L + 1) bool
+    """
+    obs, mask = batch[keys.OBS], batch[keys.MASK]
+    batch_size, length = mask.shape
+    inputs = torch.cat([obs, torch.zeros_like(obs[:, :1])], 1)
+    inputs[torch.arange(batch_size, device=obs.device), last_real_step(mask) + 1] = batch[keys.FINAL_OBS]
+    reset = torch.zeros(batch_size, length + 1, dtype=torch.bool, device=mask.device)
+    reset[:, 1:length] = mask[:, 1:] & ~mask[:, :-1]
+    return inputs, reset

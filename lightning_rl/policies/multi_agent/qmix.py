@@ -12,10 +12,10 @@ from torch import Tensor, nn
 
 from lightning_rl import keys
 from lightning_rl.contract import ActMode, Rng
-from lightning_rl.data.sequence import last_real_step, sequence_priority
+from lightning_rl.data.sequence import sequence_priority
 from lightning_rl.envs.multi_agent import MultiAgentLayout
 from lightning_rl.models.multi_agent import MultiAgentQNet
-from lightning_rl.policies.r2d2 import R2D2
+from lightning_rl.policies.r2d2 import R2D2, unroll_inputs
 from lightning_rl.rl_utils import QSequenceData, q_nstep_sequence_td_error
 from lightning_rl.spec import EnvSpec
 from lightning_rl.utils.checks import check_choice, check_int
@@ -104,12 +104,9 @@ class QMIX(R2D2):
         recurrent_state (B, N, 2, H), final_obs (B, size).
         """
         burn_in = self.data.burn_in
-        obs, mask = batch[keys.OBS], batch[keys.MASK]
+        mask = batch[keys.MASK]
         batch_size, length = mask.shape
-        inputs = torch.cat([obs, torch.zeros_like(obs[:, :1])], 1)  # (B, L + 1, size), as R2D2's
-        inputs[torch.arange(batch_size, device=obs.device), last_real_step(mask) + 1] = batch[keys.FINAL_OBS]
-        reset = torch.zeros(batch_size, length + 1, dtype=torch.bool, device=mask.device)
-        reset[:, 1:length] = mask[:, 1:] & ~mask[:, :-1]
+        inputs, reset = unroll_inputs(batch)  # (B, L + 1, size), (B, L + 1)
         state = batch[keys.RECURRENT_STATE]
         with torch.no_grad():
             target_q, _ = self.target_net.agent_q(inputs, state, reset)  # (B, L + 1, N, A)
