@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 from pathlib import Path
 
-import torch
-from solve_race import quiet_lightning
-
-from lightning_rl.entry import serial_pipeline
+from solve_race import quiet_fit, quiet_lightning
 
 ZOO = Path(__file__).resolve().parents[1] / "app_zoo"
 TASKS = {
@@ -33,19 +29,7 @@ BASELINES = {"qmix": "iql"}  # each policy and the independent learner it must b
 
 def final_return(config: Path, seed: int) -> tuple[float, int, float]:
     """(final eval mean team return, env steps, wall time s) of one seeded run."""
-    torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as root:
-        result = serial_pipeline(
-            config,
-            seed=seed,
-            **{
-                "trainer.logger": False,
-                "trainer.enable_progress_bar": False,
-                "trainer.enable_checkpointing": False,
-                "trainer.default_root_dir": root,
-                "evaluator.save_best": False,
-            },
-        )
+    result = quiet_fit(config, seed)
     return result["eval_return_mean"], result["env_steps"], result["wall_time_s"]
 
 

@@ -27,11 +27,11 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
 
 
-def run_ours(seed: int, config: Path) -> Run:
-    """Train with ``serial_pipeline`` (no loggers, checkpoints or progress bar) and return its summary."""
+def quiet_fit(config: Path, seed: int) -> dict[str, Any]:
+    """``serial_pipeline`` on one thread with no loggers, checkpoints or progress bar: its run summary."""
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as root:  # result.json lands here, outside the timed fit
-        result = serial_pipeline(
+        return serial_pipeline(
             config,
             seed=seed,
             **{
@@ -42,6 +42,11 @@ def run_ours(seed: int, config: Path) -> Run:
                 "evaluator.save_best": False,
             },
         )
+
+
+def run_ours(seed: int, config: Path) -> Run:
+    """Train with :func:`quiet_fit` and return the race's figures."""
+    result = quiet_fit(config, seed)
     return {
         "env_steps": result["env_steps"],
         "time_s": result["wall_time_s"],
