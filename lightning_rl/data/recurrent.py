@@ -4,6 +4,7 @@ vector-env steps (with the state each env's actor was in) -> R2D2 sequence items
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from tensordict import TensorDict
@@ -45,13 +46,11 @@ class RecurrentStates:
             self.state = torch.where(row, self.initial, self.state)
 
 
-class SequenceStep:
+class SequenceStep(NamedTuple):
     """One vector step and the recurrent states ``(E, *state_shape)`` its actions were chosen in."""
 
-    __slots__ = ("state", "step")
-
-    def __init__(self, step: VectorStep, state: Tensor):
-        self.step, self.state = step, state
+    step: VectorStep
+    state: Tensor
 
 
 class SequencePipeline:
