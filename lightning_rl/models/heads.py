@@ -40,7 +40,6 @@ class _Head(nn.Module):
             raise ValueError(f"n_atoms must be >= 2 (or None for one value per action), got {n_atoms}")
         self.n_actions = n_actions
         self.n_atoms = n_atoms
-        self.out_shape = (n_actions,) if n_atoms is None else (n_actions, n_atoms)
 
     def _per_action(self, flat: Tensor, n: int) -> Tensor:
         """(B, n * atoms) -> (B, n) or (B, n, n_atoms)."""

@@ -148,14 +148,15 @@ class Rainbow(DQN):
         action, reward, terminated = batch[keys.ACTION], batch[keys.REWARD], batch[keys.TERMINATED]
         steps, weight = batch[keys.STEPS], batch.get(keys.WEIGHT, None)
         if distributional == "categorical":
+            dist = out.softmax(-1)
             data = DistNStepData(
-                out.softmax(-1), next_out.softmax(-1), action, next_action, reward, terminated, steps, weight
+                dist, next_out.softmax(-1), action, next_action, reward, terminated, steps, weight
             )
             hp = self.hparams
             loss, priority = dist_nstep_td_error(data, self.gamma, hp.v_min, hp.v_max, hp.n_atoms)
-        else:
-            data = QNStepData(out, next_out, action, reward, terminated, next_action, steps, weight)
-            loss, priority = qr_nstep_td_error(data, self.gamma, self.hparams.kappa)
+            return (dist.detach() * self.support).sum(-1), loss, priority
+        data = QNStepData(out, next_out, action, reward, terminated, next_action, steps, weight)
+        loss, priority = qr_nstep_td_error(data, self.gamma, self.hparams.kappa)
         return self.q_values(out.detach()), loss, priority
 
     def training_update(self, batch: TensorDict) -> None:

@@ -193,8 +193,11 @@ def _check_q_data(
     next_action: torch.Tensor | None,
     steps: torch.Tensor | None,
     weight: torch.Tensor | None,
+    layout: str = "(B, A)",
 ) -> int:
-    check_dim("q", q, 2, "(B, A)")
+    """The batch size, after checking that ``q`` has ``layout`` (``(B, A)`` Q-values, ``(B, A, N)``
+    quantiles), ``next_q`` its shape and the per-sample tensors ``(B,)``."""
+    check_dim("q", q, layout.count(",") + 1, layout)
     check_shape("next_q", next_q, tuple(q.shape))
     batch_size = q.shape[0]
     check_batch(
@@ -340,12 +343,8 @@ def qr_nstep_td_error(
     check_unit_interval("gamma", gamma)
     check_non_negative(kappa=kappa)
     q, next_q, action, reward, terminated, next_action, steps, weight = data
-    check_dim("q", q, 3, "(B, A, N)")
-    check_shape("next_q", next_q, tuple(q.shape))
-    batch_size, _, n_quantiles = q.shape
-    check_batch(
-        batch_size, action=action, terminated=terminated, next_action=next_action, steps=steps, weight=weight
-    )
+    batch_size = _check_q_data(q, next_q, action, terminated, next_action, steps, weight, "(B, A, N)")
+    n_quantiles = q.shape[-1]
     reward = _nstep_reward(reward, batch_size)
     batch_index = torch.arange(batch_size, device=q.device)
     with torch.no_grad():
