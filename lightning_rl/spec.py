@@ -50,10 +50,7 @@ class EnvSpec:
         cls, env_id: str, observation_space: gym.spaces.Box, layout: dict[str, Any]
     ) -> EnvSpec:
         """The spec of a multi-agent env: its packed observation, one agent's action, and the layout."""
-        obs = {
-            "obs_shape": tuple(observation_space.shape),
-            "obs_dtype": np.dtype(observation_space.dtype).name,
-        }
+        obs = _obs_fields(observation_space)
         if layout["n_actions"] is not None:
             return cls(
                 env_id, action_type="discrete", n_actions=int(layout["n_actions"]), multi_agent=layout, **obs
@@ -75,10 +72,7 @@ class EnvSpec:
                 f"env '{env_id}': observation space {observation_space} is not supported; "
                 "allowed: gymnasium.spaces.Box (vector or image observations)"
             )
-        obs = {
-            "obs_shape": tuple(observation_space.shape),
-            "obs_dtype": np.dtype(observation_space.dtype).name,
-        }
+        obs = _obs_fields(observation_space)
         if isinstance(action_space, gym.spaces.Discrete):
             if action_space.start != 0:
                 raise ValueError(f"env '{env_id}': Discrete action space must start at 0, got {action_space}")
@@ -110,3 +104,8 @@ class EnvSpec:
         return cls(
             **{k: tuple(v) if isinstance(v, list) and k != "multi_agent" else v for k, v in spec.items()}
         )
+
+
+def _obs_fields(observation_space: gym.Space) -> dict[str, Any]:
+    """``obs_shape`` and ``obs_dtype`` of one observation."""
+    return {"obs_shape": tuple(observation_space.shape), "obs_dtype": np.dtype(observation_space.dtype).name}

@@ -119,8 +119,8 @@ class MultiAgentLayout:
 class MultiAgentEnv(gym.Env):
     """A cooperative multi-agent env as one gymnasium env: packed observations (:attr:`layout`), joint
     actions ``(N,)`` or ``(N, action_dim)``, the team reward (the sum of the agents' rewards), and an
-    episode that ends when every agent is done (``terminated`` if any agent terminated, else
-    ``truncated``).
+    episode that ends when every agent is done: ``terminated`` if an agent terminated at the step that
+    ended it (the team's future is then over), else ``truncated``.
 
     Subclasses set :attr:`layout` and implement :meth:`_reset` and :meth:`_step`, which return the parts
     ``(agent_obs (N, O), state (S,), action_mask (N, A) bool or None)``.
@@ -186,9 +186,9 @@ class PettingZooEnv(MultiAgentEnv):
     """
 
     def __init__(self, env: str = "mpe2.simple_spread_v3", **env_kwargs: Any):
-        self.env_name = env
         self.env = _import_factory(env)(**env_kwargs)
         self.agents = list(self.env.possible_agents)
+        self._index = {agent: i for i, agent in enumerate(self.agents)}
         obs_space, act_space = self._obs_space(self.agents[0]), self.env.action_space(self.agents[0])
         if any(self._obs_space(a) != obs_space or self.env.action_space(a) != act_space for a in self.agents):
             raise ValueError(f"{env}: its agents' observation or action spaces differ; one of each is needed")
@@ -241,7 +241,7 @@ class PettingZooEnv(MultiAgentEnv):
 
     def _step(self, action: np.ndarray):
         live = [a for a in self.agents if a in self.env.agents]
-        index = {agent: i for i, agent in enumerate(self.agents)}
+        index = self._index
         actions = {a: action[index[a]].item() if self.layout.discrete else action[index[a]] for a in live}
         observations, rewards, terminations, truncations, infos = self.env.step(actions)
         terminated = any(terminations.get(a, False) for a in live)
