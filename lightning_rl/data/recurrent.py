@@ -21,6 +21,12 @@ __all__ = ["RecurrentAct", "RecurrentStates", "SequencePipeline", "SequenceStep"
 RecurrentAct = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 
+def where_rows(choose: Tensor, first: Tensor, second: Tensor) -> Tensor:
+    """Row ``i`` of ``first`` where ``choose[i]``, else of ``second``. Shapes: choose (E,) bool, first and
+    second (E, *state_shape) or broadcastable to it -> (E, *state_shape)"""
+    return torch.where(choose.view(-1, *([1] * (max(first.dim(), second.dim()) - 1))), first, second)
+
+
 class RecurrentStates:
     """One recurrent state per env: :meth:`act` steps them, :meth:`reset` starts episodes afresh.
 
@@ -42,8 +48,7 @@ class RecurrentStates:
         """Envs where ``done`` ``(E,)`` bool is True start their next episode from the initial state."""
         done = torch.as_tensor(done, device=self.state.device)
         if bool(done.any()):
-            row = done.view(-1, *([1] * (self.state.dim() - 1)))
-            self.state = torch.where(row, self.initial, self.state)
+            self.state = where_rows(done, self.initial, self.state)
 
 
 class SequenceStep(NamedTuple):
@@ -104,8 +109,7 @@ class SequencePipeline:
 
         step = self.collector.step(act_obs)
         done = step.terminated | step.truncated | step.dropped
-        row = done.view(-1, *([1] * (state.dim() - 1)))
-        self.state = torch.where(row, self.initial_state, next_state[0])
+        self.state = where_rows(done, self.initial_state, next_state[0])
         return SequenceStep(step, state)
 
     def build(self, collected: SequenceStep) -> TensorDict | None:
@@ -137,10 +141,8 @@ class SequencePipeline:
                 keys.TERMINATED: items[keys.TERMINATED],
                 keys.MASK: mask,
                 # padding at position 0 (before the episode's start): the episode's initial state
-                keys.RECURRENT_STATE: torch.where(
-                    mask[:, 0].view(-1, *([1] * self.initial_state[0].dim())),
-                    items[keys.RECURRENT_STATE][:, 0],
-                    self.initial_state[0],
+                keys.RECURRENT_STATE: where_rows(
+                    mask[:, 0], items[keys.RECURRENT_STATE][:, 0], self.initial_state[0]
                 ),
                 keys.FINAL_OBS: items[keys.NEXT_OBS][rows, last],
             },
