@@ -87,8 +87,14 @@ class MultiAgentQNet(nn.Module):
         n = layout.n_agents
         self.agents = DRQN((layout.obs_dim + n,), layout.n_actions, hidden_sizes, lstm_size, dueling=False)
         self.register_buffer("agent_ids", torch.eye(n), persistent=False)
-        mixers = {"qmix": lambda: QMixer(n, layout.state_dim, embed_dim, hypernet_hidden), "vdn": VDNMixer}
-        self.mixer = mixers[mixer]() if mixer in mixers else None
+        mixers = {
+            "qmix": lambda: QMixer(n, layout.state_dim, embed_dim, hypernet_hidden),
+            "vdn": VDNMixer,
+            "none": lambda: None,
+        }
+        if mixer not in mixers:
+            raise ValueError(f"mixer must be one of {sorted(mixers)}, got {mixer!r}")
+        self.mixer = mixers[mixer]()
 
     def initial_state(self, batch: int) -> Tensor:
         return self.agents.initial_state(batch * self.layout.n_agents).unflatten(
