@@ -117,6 +117,13 @@ CASES = [
     ("r2d2_lstm_size_zero", R2D2, ["--model.init_args.lstm_size=0"], None, "model.init_args.lstm_size"),
     ("r2d2_priority_eta_above_one", R2D2, ["--model.init_args.priority_eta=2"], None, "priority_eta"),
     ("r2d2_cql", R2D2, ["--model.init_args.cql_alpha=1"], None, "cql_alpha"),
+    (
+        "masked_cartpole_flag_not_bool",
+        R2D2,
+        ["--data.init_args.env_kwargs={mask_velocity: maybe}"],
+        None,
+        "mask_velocity must be true or false",
+    ),
     ("dqn_with_sequence_replay", R2D2, ["--model=lightning_rl.policies.DQN"], None, "RecurrentActor"),
     # env ids, action spaces, policy/DataModule pairs
     ("unknown_env_id", DQN, ["--data.init_args.env_id=CartPol-v1"], None, "CartPol-v1"),

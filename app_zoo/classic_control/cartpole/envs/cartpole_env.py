@@ -31,6 +31,10 @@ class CartPoleEnv(GymEnv):
     }
 
     def _build(self, cfg: dict[str, Any]) -> gym.Env:
+        if not isinstance(cfg["mask_velocity"], bool):
+            raise ValueError(
+                f"CartPoleEnv config: mask_velocity must be true or false, got {cfg['mask_velocity']!r}"
+            )
         env = super()._build(cfg)
         if not cfg["mask_velocity"]:
             return env
