@@ -96,18 +96,23 @@ class RolloutCollector:
             next_value = next_state_values(
                 rollout[keys.VALUE], terminated | truncated, rollout[keys.NEXT_OBS], policy.predict_value
             )
-        advantage, returns = gae(
-            rollout[keys.REWARD],
-            rollout[keys.VALUE],
-            next_value,
-            terminated,
-            truncated,
-            policy.gamma,
-            policy.gae_lambda,
+        # Values are (T, E), or (T, E, N) from a multi-agent critic: each agent traces the team reward alone.
+        value = rollout[keys.VALUE]
+        columns = [_per_agent(x, value.shape) for x in (rollout[keys.REWARD], value, next_value)]
+        flags = [_per_agent(x, value.shape) for x in (terminated, truncated)]
+        advantage, returns = gae(*columns, *flags, policy.gamma, policy.gae_lambda)
+        rollout[keys.ADVANTAGE], rollout[keys.RETURNS] = (
+            advantage.view(value.shape),
+            returns.view(value.shape),
         )
-        rollout[keys.ADVANTAGE], rollout[keys.RETURNS] = advantage, returns
         rollout[keys.TRUNCATED] = truncated
         rollout[keys.MASK] = ~dropped
         if not self.keep_next_obs:
             del rollout[keys.NEXT_OBS]
         return rollout
+
+
+def _per_agent(x: Tensor, shape: torch.Size) -> Tensor:
+    """A per-env ``(T, E)`` or per-agent ``(T, E, N)`` tensor as GAE's ``(T, E * N)`` columns, one per
+    agent (``shape`` is the value's; for ``(T, E)`` values this is the identity)."""
+    return x.reshape(*x.shape, *(1,) * (len(shape) - x.dim())).expand(shape).flatten(1)

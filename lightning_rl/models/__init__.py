@@ -10,6 +10,7 @@ from lightning_rl.models.distributions import (
 from lightning_rl.models.dqn import DQNNet
 from lightning_rl.models.heads import DuelingHead, QHead, noisy_layer
 from lightning_rl.models.multi_agent import MultiAgentQNet, QMixer, VDNMixer
+from lightning_rl.models.multi_agent_ac import COMACritic, COMANet, MultiAgentValueAC, SharedAgentActor
 from lightning_rl.models.qac import (
     ActionScaler,
     DeterministicActor,
@@ -28,15 +29,19 @@ __all__ = [
     "EnsembleMLP",
     "GaussianActor",
     "MultiAgentQNet",
+    "MultiAgentValueAC",
     "QCritics",
     "QMixer",
     "QValueAC",
     "CategoricalDist",
+    "COMACritic",
+    "COMANet",
     "DQNNet",
     "DRQN",
     "DiagGaussian",
     "DuelingHead",
     "QHead",
+    "SharedAgentActor",
     "noisy_layer",
     "SquashedDiagGaussian",
     "ValueAC",

@@ -6,7 +6,7 @@ from lightning_rl.policies.base import RLPolicy
 from lightning_rl.policies.ddpg import DDPG, TD3
 from lightning_rl.policies.dqn import DQN
 from lightning_rl.policies.impala import IMPALA
-from lightning_rl.policies.multi_agent import IQL, QMIX
+from lightning_rl.policies.multi_agent import COMA, IA2C, IPPO, IQL, QMIX
 from lightning_rl.policies.off_policy_ac import OffPolicyActorCritic
 from lightning_rl.policies.ppo import PPO
 from lightning_rl.policies.r2d2 import R2D2
@@ -16,9 +16,12 @@ from lightning_rl.policies.sac import SAC
 __all__ = [
     "A2C",
     "ActorCriticPolicy",
+    "COMA",
     "DDPG",
     "DQN",
+    "IA2C",
     "IMPALA",
+    "IPPO",
     "IQL",
     "OffPolicyActorCritic",
     "PPO",

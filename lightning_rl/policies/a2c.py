@@ -7,7 +7,7 @@ from typing import Any, Literal
 from tensordict import TensorDict
 
 from lightning_rl import keys
-from lightning_rl.policies.actor_critic import ActorCriticPolicy
+from lightning_rl.policies.actor_critic import ActorCriticPolicy, per_sample
 from lightning_rl.rl_utils import A2CData, a2c_error
 
 
@@ -26,6 +26,10 @@ class A2C(ActorCriticPolicy):
         super().__init__(lr=lr, optimizer=optimizer, **kwargs)
 
     def training_update(self, batch: TensorDict) -> None:
-        log_prob, entropy, value = self.net.evaluate_actions(batch[keys.OBS], batch[keys.ACTION])
-        losses = a2c_error(A2CData(log_prob, entropy, value, batch[keys.ADVANTAGE], batch[keys.RETURNS]))
+        samples = per_sample(
+            *self.net.evaluate_actions(batch[keys.OBS], batch[keys.ACTION]),
+            batch[keys.ADVANTAGE],
+            batch[keys.RETURNS],
+        )
+        losses = a2c_error(A2CData(*samples))
         self.apply_update(losses)

@@ -7,16 +7,23 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lightning_rl import keys
 from lightning_rl.contract import ActMode, Rng, RolloutSource
 from lightning_rl.models import ValueAC
 from lightning_rl.policies.base import RLPolicy
+from lightning_rl.spec import EnvSpec
 from lightning_rl.torch_utils import Schedule
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
 
 BudgetSchedule = Literal["constant", "linear"]  # a knob's schedule over the env-step budget
+
+
+def per_sample(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """Per-sample ``(B,)`` tensors as they are, a multi-agent policy's per-agent ``(B, N)`` ones as the
+    losses' ``(B * N,)`` samples: each agent's step is a sample of its own (independent learners)."""
+    return tuple(t.flatten() for t in tensors)
 
 
 class ActorCriticLosses(Protocol):
@@ -79,14 +86,21 @@ class ActorCriticPolicy(RLPolicy):
         self.ent_coef, self.ent_coef_final, self.ent_schedule = ent_coef, ent_coef_final, ent_schedule
         self.vf_coef, self.max_grad_norm = vf_coef, max_grad_norm
         self.squash = squash
-        self.net = ValueAC.from_spec(
-            self.spec,
-            hidden_sizes=None if hidden_sizes is None else tuple(hidden_sizes),
-            shared_encoder=shared_encoder,
-            activation=activation,
-            log_std=log_std,
-            log_std_init=log_std_init,
-            squash=squash,
+        self.require_agent_kind()
+        self.net = self.build_net(self.spec)
+
+    def build_net(self, spec: EnvSpec) -> nn.Module:
+        """The actor-critic: a :class:`ValueAC` from the network arguments (multi-agent policies build
+        their own)."""
+        hp = self.hparams
+        return ValueAC.from_spec(
+            spec,
+            hidden_sizes=None if hp.hidden_sizes is None else tuple(hp.hidden_sizes),
+            shared_encoder=hp.shared_encoder,
+            activation=hp.activation,
+            log_std=hp.log_std,
+            log_std_init=hp.log_std_init,
+            squash=hp.squash,
         )
 
     @property

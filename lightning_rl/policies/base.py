@@ -47,6 +47,9 @@ _UPDATE_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer
 _MODULE_UPDATE_HOOKS = (*_UPDATE_HOOKS, "backward")
 
 
+MULTI_AGENT_POLICIES = "QMIX, IQL, COMA, IA2C, IPPO, ATOC or IDDPG"  # named by agent-kind errors
+
+
 class RLPolicy(pl.LightningModule):
     """Base class of all policies.
 
@@ -130,15 +133,7 @@ class RLPolicy(pl.LightningModule):
         ``action_type`` (``"discrete"`` or ``"continuous"``); it names ``fitting_policies``, the policies
         for the env's kind of actions (e.g. ``"DDPG, TD3 or SAC"``)."""
         spec = self.spec
-        if (spec.multi_agent is not None) != self.multi_agent:
-            kind = "multi-agent" if spec.multi_agent is not None else "single-agent"
-            fitting = "QMIX or IQL" if spec.multi_agent is not None else "a single-agent policy"
-            raise ConfigError(
-                f"{type(self).__name__} does not fit env '{spec.env_id}', which is {kind}: use {fitting}",
-                "data.init_args.env_id",
-                f"env '{spec.env_id}' is {kind}",
-                f"an env for {type(self).__name__}, or {fitting} for this one",
-            )
+        self.require_agent_kind()
         if spec.action_type == action_type:
             return
         actions = f"{spec.n_actions} discrete" if spec.action_type == "discrete" else "continuous"
@@ -150,6 +145,20 @@ class RLPolicy(pl.LightningModule):
             f"env '{spec.env_id}' has {actions} actions, but {type(self).__name__} needs {action_type} ones "
             f"({space}); for this env use {fitting_policies}",
         )
+
+    def require_agent_kind(self) -> None:
+        """A one-line :class:`ConfigError` on ``data.init_args.env_id`` unless the env is multi-agent
+        exactly when this policy is (:attr:`multi_agent`)."""
+        spec = self.spec
+        if (spec.multi_agent is not None) != self.multi_agent:
+            kind = "multi-agent" if spec.multi_agent is not None else "single-agent"
+            fitting = MULTI_AGENT_POLICIES if spec.multi_agent is not None else "a single-agent policy"
+            raise ConfigError(
+                f"{type(self).__name__} does not fit env '{spec.env_id}', which is {kind}: use {fitting}",
+                "data.init_args.env_id",
+                f"env '{spec.env_id}' is {kind}",
+                f"an env for {type(self).__name__}, or {fitting} for this one",
+            )
 
     # --- what the policy reads of its DataModule -----------------------------------------------------
     @property

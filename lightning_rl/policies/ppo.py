@@ -7,7 +7,7 @@ from typing import Any
 from tensordict import TensorDict
 
 from lightning_rl import keys
-from lightning_rl.policies.actor_critic import ActorCriticPolicy, BudgetSchedule
+from lightning_rl.policies.actor_critic import ActorCriticPolicy, BudgetSchedule, per_sample
 from lightning_rl.rl_utils import PPOData, ppo_error
 from lightning_rl.torch_utils import Schedule
 from lightning_rl.utils.checks import check_choice, check_positive
@@ -55,16 +55,11 @@ class PPO(ActorCriticPolicy):
     def training_update(self, batch: TensorDict) -> None:
         hp = self.hparams
         clip = Schedule(hp.clip_ratio, hp.clip_ratio_final, hp.clip_schedule)(self.progress())
-        log_prob, entropy, value = self.net.evaluate_actions(batch[keys.OBS], batch[keys.ACTION])
-        data = PPOData(
-            log_prob=log_prob,
-            old_log_prob=batch[keys.LOG_PROB],
-            entropy=entropy,
-            value=value,
-            old_value=batch[keys.VALUE],
-            advantage=batch[keys.ADVANTAGE],
-            returns=batch[keys.RETURNS],
+        log_prob, entropy, value, old_log_prob, old_value, advantage, returns = per_sample(
+            *self.net.evaluate_actions(batch[keys.OBS], batch[keys.ACTION]),
+            *(batch[key] for key in (keys.LOG_PROB, keys.VALUE, keys.ADVANTAGE, keys.RETURNS)),
         )
+        data = PPOData(log_prob, old_log_prob, entropy, value, old_value, advantage, returns)
         losses, info = ppo_error(data, clip, hp.dual_clip, hp.value_clip_ratio)
         if hp.target_kl is not None and self._kl_too_far(float(info.approx_kl)):
             self.data.stop_epochs()  # this minibatch moved too far already: not applied (SB3)

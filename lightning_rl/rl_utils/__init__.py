@@ -5,6 +5,7 @@ Each module lists its public names in ``__all__``; this package re-exports exact
 
 from lightning_rl.rl_utils import a2c as _a2c
 from lightning_rl.rl_utils import advantage as _advantage
+from lightning_rl.rl_utils import coma as _coma
 from lightning_rl.rl_utils import exploration as _exploration
 from lightning_rl.rl_utils import ppo as _ppo
 from lightning_rl.rl_utils import qac as _qac
@@ -14,6 +15,7 @@ from lightning_rl.rl_utils import upgo as _upgo
 from lightning_rl.rl_utils import vtrace as _vtrace
 from lightning_rl.rl_utils.a2c import *  # noqa: F403
 from lightning_rl.rl_utils.advantage import *  # noqa: F403
+from lightning_rl.rl_utils.coma import *  # noqa: F403
 from lightning_rl.rl_utils.exploration import *  # noqa: F403
 from lightning_rl.rl_utils.ppo import *  # noqa: F403
 from lightning_rl.rl_utils.qac import *  # noqa: F403
@@ -30,6 +32,7 @@ __all__ = [
     *_ppo.__all__,
     *_qac.__all__,
     *_a2c.__all__,
+    *_coma.__all__,
     *_vtrace.__all__,
     *_upgo.__all__,
 ]
