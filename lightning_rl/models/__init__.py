@@ -1,5 +1,6 @@
 """Neural networks. They know nothing of RL losses or Lightning."""
 
+from lightning_rl.models.atoc import AgentQCritics, ATOCActor, MultiAgentQAC
 from lightning_rl.models.distributions import (
     ActionDist,
     CategoricalDist,
@@ -23,6 +24,9 @@ from lightning_rl.models.recurrent import DRQN
 from lightning_rl.models.value_ac import ValueAC
 
 __all__ = [
+    "AgentQCritics",
+    "ATOCActor",
+    "MultiAgentQAC",
     "ActionDist",
     "ActionScaler",
     "DeterministicActor",

@@ -6,7 +6,7 @@ from lightning_rl.policies.base import RLPolicy
 from lightning_rl.policies.ddpg import DDPG, TD3
 from lightning_rl.policies.dqn import DQN
 from lightning_rl.policies.impala import IMPALA
-from lightning_rl.policies.multi_agent import COMA, IA2C, IPPO, IQL, QMIX
+from lightning_rl.policies.multi_agent import ATOC, COMA, IA2C, IDDPG, IPPO, IQL, QMIX
 from lightning_rl.policies.off_policy_ac import OffPolicyActorCritic
 from lightning_rl.policies.ppo import PPO
 from lightning_rl.policies.r2d2 import R2D2
@@ -15,11 +15,13 @@ from lightning_rl.policies.sac import SAC
 
 __all__ = [
     "A2C",
+    "ATOC",
     "ActorCriticPolicy",
     "COMA",
     "DDPG",
     "DQN",
     "IA2C",
+    "IDDPG",
     "IMPALA",
     "IPPO",
     "IQL",

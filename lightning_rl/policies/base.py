@@ -48,6 +48,8 @@ _MODULE_UPDATE_HOOKS = (*_UPDATE_HOOKS, "backward")
 
 
 MULTI_AGENT_POLICIES = "QMIX, IQL, COMA, IA2C, IPPO, ATOC or IDDPG"  # named by agent-kind errors
+# the multi-agent policies for an env's kind of actions, named by action-type errors
+MULTI_AGENT_BY_ACTIONS = {"discrete": "QMIX, IQL, COMA, IA2C or IPPO", "continuous": "ATOC or IDDPG"}
 
 
 class RLPolicy(pl.LightningModule):
@@ -128,14 +130,17 @@ class RLPolicy(pl.LightningModule):
         self._nonfinite_checked = 0  # guard records read by the last check_finite
         self._update_names: dict[tuple[Any, ...], tuple[str, ...]] = {}  # names of the checked values
 
-    def require_action_type(self, action_type: str, fitting_policies: str) -> None:
+    def require_action_type(self, action_type: str, fitting_policies: str = "") -> None:
         """A one-line :class:`ConfigError` on ``data.init_args.env_id`` unless the env's actions are
         ``action_type`` (``"discrete"`` or ``"continuous"``); it names ``fitting_policies``, the policies
-        for the env's kind of actions (e.g. ``"DDPG, TD3 or SAC"``)."""
+        for the env's kind of actions (e.g. ``"DDPG, TD3 or SAC"``); a multi-agent policy's error names the
+        multi-agent policies for the env's actions instead (``fitting_policies`` is then not needed)."""
         spec = self.spec
         self.require_agent_kind()
         if spec.action_type == action_type:
             return
+        if self.multi_agent:
+            fitting_policies = MULTI_AGENT_BY_ACTIONS[spec.action_type]
         actions = f"{spec.n_actions} discrete" if spec.action_type == "discrete" else "continuous"
         space = "gymnasium Discrete" if action_type == "discrete" else "gymnasium Box"
         raise ConfigError(

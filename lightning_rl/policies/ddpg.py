@@ -74,7 +74,10 @@ class DDPG(OffPolicyActorCritic):
     def critic_target(self, batch: TensorDict) -> Tensor:
         next_obs = batch[keys.NEXT_OBS]
         next_q = self.target_critics(next_obs, self.target_action(next_obs))
-        return qac_target(next_q, batch[keys.REWARD], batch[keys.TERMINATED], self.gamma, batch[keys.STEPS])
+        reward, terminated, steps = (
+            self.per_agent(batch[k]) for k in (keys.REWARD, keys.TERMINATED, keys.STEPS)
+        )
+        return qac_target(next_q, reward, terminated, self.gamma, steps)
 
     def actor_losses(self, obs: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         # the first critic, as DDPG and TD3 do (the ensemble's forward computes all in one pass)

@@ -101,6 +101,21 @@ class OffPolicyActorCritic(RLPolicy):
         self.target_updaters.append(TargetUpdater(target, online, self.hparams.tau))
         return target
 
+    # --- multi-agent policies: the critics value each agent of an item apart ---------------------
+    @property
+    def n_agents(self) -> int:
+        """Agents acting in each env step: 1, but for a multi-agent policy (:attr:`multi_agent`)."""
+        return int(self.spec.multi_agent["n_agents"]) if self.multi_agent else 1
+
+    def per_agent(self, x: Tensor | None) -> Tensor | None:
+        """A per-item tensor ``(B, ...)`` as the critics' per-agent samples ``(B * N, ...)``, agent-major
+        within each item (the identity for one agent)."""
+        return x if x is None or self.n_agents == 1 else x.repeat_interleave(self.n_agents, 0)
+
+    def per_agent_shape(self, action_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """One env step's action shape from one agent's: ``(N, *action_shape)`` for several agents."""
+        return action_shape if self.n_agents == 1 else (self.n_agents, *action_shape)
+
     # --- optimization ----------------------------------------------------------------------------
     def param_groups(self) -> list[dict[str, Any]]:
         """Adam's parameter groups: critics and actor (subclasses add theirs, e.g. SAC's temperature)."""
@@ -123,7 +138,7 @@ class OffPolicyActorCritic(RLPolicy):
         if mode == "eval":
             action = self.model.actor(obs)
         elif env_steps < self.random_steps:
-            shape = (obs.shape[0], *self.spec.action_shape)
+            shape = (obs.shape[0], *self.per_agent_shape(self.spec.action_shape))
             device = generator.device if generator is not None else None
             action = (torch.rand(shape, generator=generator, device=device) * 2 - 1).to(obs.device)
         else:
@@ -154,7 +169,7 @@ class OffPolicyActorCritic(RLPolicy):
         obs = batch[keys.OBS]
         target = self.critic_target(batch)
         q = self.model.critics(obs, self.model.scaler.normalize(batch[keys.ACTION]))
-        loss_critic, td_error = critic_loss(q, target, batch.get(keys.WEIGHT, None))
+        loss_critic, td_error = critic_loss(q, target, self.per_agent(batch.get(keys.WEIGHT, None)))
         actor_losses, logs = self.actor_losses(obs)
         losses = {"critic": loss_critic, **actor_losses}
         loss = torch.stack(list(losses.values())).sum()
@@ -162,7 +177,7 @@ class OffPolicyActorCritic(RLPolicy):
         if not self.optimizer_update(self.optimizers(), loss, self.max_grad_norm, terms):
             return  # skipped (on_nonfinite="skip_step"): no priorities from a non-finite TD error
         self.train_iter += 1
-        self.data.update_priority(batch[keys.INDEX], td_error)
+        self.data.update_priority(batch[keys.INDEX], td_error.view(len(obs), -1).mean(1))  # agents' mean
         self.after_update(trained_actor=bool(actor_losses))
         if self.should_log():
             metrics = {f"train/{name}_loss": value.item() for name, value in losses.items()}

@@ -5,6 +5,7 @@ Each module lists its public names in ``__all__``; this package re-exports exact
 
 from lightning_rl.rl_utils import a2c as _a2c
 from lightning_rl.rl_utils import advantage as _advantage
+from lightning_rl.rl_utils import atoc as _atoc
 from lightning_rl.rl_utils import coma as _coma
 from lightning_rl.rl_utils import exploration as _exploration
 from lightning_rl.rl_utils import ppo as _ppo
@@ -15,6 +16,7 @@ from lightning_rl.rl_utils import upgo as _upgo
 from lightning_rl.rl_utils import vtrace as _vtrace
 from lightning_rl.rl_utils.a2c import *  # noqa: F403
 from lightning_rl.rl_utils.advantage import *  # noqa: F403
+from lightning_rl.rl_utils.atoc import *  # noqa: F403
 from lightning_rl.rl_utils.coma import *  # noqa: F403
 from lightning_rl.rl_utils.exploration import *  # noqa: F403
 from lightning_rl.rl_utils.ppo import *  # noqa: F403
@@ -33,6 +35,7 @@ __all__ = [
     *_qac.__all__,
     *_a2c.__all__,
     *_coma.__all__,
+    *_atoc.__all__,
     *_vtrace.__all__,
     *_upgo.__all__,
 ]

@@ -32,7 +32,9 @@ _SINGLE_AGENT_OPTIONS = (
 
 
 def _agent_layout(policy: RLPolicy, spec: EnvSpec) -> MultiAgentLayout:
-    """The env's layout; an option of the single-agent network that was set is an error, not ignored."""
+    """The env's layout (discrete actions); an option of the single-agent network that was set is an
+    error, not ignored."""
+    policy.require_action_type("discrete")
     given = [name for name, default in _SINGLE_AGENT_OPTIONS if policy.hparams[name] != default]
     if given:
         raise ValueError(
