@@ -13,6 +13,8 @@ from cli_utils import CARTPOLE_RAINBOW, MASKED_R2D2, PENDULUM_SAC, short_run_arg
 from lightning_rl import keys
 from lightning_rl.cli import RLCLI
 
+MPE_CONFIGS = Path(__file__).resolve().parents[1] / "app_zoo" / "mpe" / "configs"
+
 
 class CaptureAtStart(pl.Callback):
     """Snapshot what the resumed run starts from (after Lightning restored the checkpoint)."""
@@ -174,9 +176,7 @@ def test_r2d2_resumes_with_its_sequences_and_their_recurrent_states(tmp_path):
 
 def test_qmix_resumes_with_its_episode_replay_recurrent_states_and_mixer(tmp_path):
     pytest.importorskip("mpe2", reason="pip install 'lightning-rl[marl]'")
-    config = str(
-        Path(__file__).resolve().parents[1] / "app_zoo" / "mpe" / "configs" / "simple_spread_qmix.yaml"
-    )
+    config = str(MPE_CONFIGS / "simple_spread_qmix.yaml")
     args = ("--data.init_args.learning_starts=400", "--data.init_args.n_envs=2")
     first = RLCLI(args=short_run_args(tmp_path, *args, max_steps=8, config=config))
     dm, policy = first.datamodule, first.model
@@ -196,3 +196,86 @@ def test_qmix_resumes_with_its_episode_replay_recurrent_states_and_mixer(tmp_pat
         assert torch.equal(capture.buffer[key], value), key
     assert all(torch.equal(capture.weights[k], v) for k, v in saved_weights.items())
     assert resumed.model.train_iter == 12
+
+
+def test_atoc_resumes_with_its_prioritized_replay_channel_attention_and_targets(tmp_path):
+    pytest.importorskip("mpe2", reason="pip install 'lightning-rl[marl]'")
+    config = str(MPE_CONFIGS / "simple_spread_continuous_atoc.yaml")
+    args = (
+        "--data.init_args.prioritized=true",
+        "--data.init_args.n_envs=2",
+        "--model.init_args.random_steps=200",
+        "--evaluator.eval_interval=24",
+    )
+    first = RLCLI(args=short_run_args(tmp_path, *args, max_steps=48, config=config))
+    dm, policy = first.datamodule, first.model
+    saved_weights = {k: v.clone() for k, v in policy.state_dict().items()}
+    saved_buffer = dm.buffer.get(torch.arange(len(dm.buffer))).to_dict()
+    saved_optimizer = policy.optimizers().optimizer.state_dict()
+    for part in (
+        "model.actor.attention.",
+        "model.actor.channel.",
+        "target_actor.channel.",
+        "target_critics.",
+    ):
+        assert any(k.startswith(part) for k in saved_weights), part
+    last = Path(first.trainer.checkpoint_callback.last_model_path)
+
+    resumed = RLCLI(args=short_run_args(tmp_path, *args, max_steps=72, run=False, config=config), run=False)
+    capture = CaptureAtStart()
+    resumed.trainer.callbacks.append(capture)
+    resumed.trainer.fit(resumed.model, datamodule=resumed.datamodule, ckpt_path=str(last))
+
+    assert capture.train_iter == 48 and capture.env_steps == dm.env_steps
+    for key, value in saved_buffer.items():  # joint actions (N, d), packed obs, per-item priorities
+        assert torch.equal(capture.buffer[key], value), key
+    assert all(torch.equal(capture.weights[k], v) for k, v in saved_weights.items())
+    for index, state in saved_optimizer["state"].items():
+        assert torch.equal(capture.optimizer["state"][index]["exp_avg"], state["exp_avg"])
+    assert resumed.model.train_iter == 72
+
+
+class CaptureOnPolicyStart(pl.Callback):
+    """What an on-policy run resumes with: counters, weights, optimizer moments."""
+
+    def on_train_start(self, trainer, pl_module):
+        dm = trainer.datamodule
+        self.counters = (dm.env_steps, dm.counters.episodes, dm.rollouts, pl_module.train_iter)
+        self.weights = {k: v.clone() for k, v in pl_module.state_dict().items()}
+        self.optimizer = deepcopy(pl_module.optimizers().optimizer.state_dict())
+
+
+def test_coma_resumes_with_its_counters_critic_and_optimizer(tmp_path):
+    pytest.importorskip("mpe2", reason="pip install 'lightning-rl[marl]'")
+
+    def args(max_env_steps: int, run: bool = True) -> list[str]:
+        return [
+            *(["fit"] if run else []),
+            "--config",
+            str(MPE_CONFIGS / "simple_spread_coma.yaml"),
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+            "--data.init_args.n_envs=2",
+            f"--data.init_args.max_env_steps={max_env_steps}",
+            "--data.init_args.batch_size=50",
+            "--evaluator.n_episodes=2",
+        ]
+
+    first = RLCLI(args=args(300))
+    dm, policy = first.datamodule, first.model
+    saved = (dm.env_steps, dm.counters.episodes, dm.rollouts, policy.train_iter)
+    saved_weights = {k: v.clone() for k, v in policy.state_dict().items()}
+    saved_optimizer = deepcopy(policy.optimizers().optimizer.state_dict())
+    assert any(k.startswith("net.critic.") for k in saved_weights)
+    last = Path(first.trainer.checkpoint_callback.last_model_path)
+
+    resumed = RLCLI(args=args(500, run=False), run=False)
+    capture = CaptureOnPolicyStart()
+    resumed.trainer.callbacks.append(capture)
+    resumed.trainer.fit(resumed.model, datamodule=resumed.datamodule, ckpt_path=str(last))
+
+    assert capture.counters == saved and saved[3] == 6
+    assert all(torch.equal(capture.weights[k], v) for k, v in saved_weights.items())
+    for index, state in saved_optimizer["state"].items():
+        assert torch.equal(capture.optimizer["state"][index]["exp_avg"], state["exp_avg"])
+    assert resumed.datamodule.env_steps == 500 and resumed.model.train_iter == 10
