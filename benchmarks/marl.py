@@ -1,12 +1,14 @@
 """Cooperative multi-agent baselines: team return of each policy on each task at equal env steps.
 
-Tasks: MPE simple_spread (3 agents) and Level-Based Foraging (8x8, 2 players, 2 foods, cooperative). For
-each task and policy ``serial_pipeline`` trains the shipped config on each seed:
-``app_zoo/mpe/configs/simple_spread_<policy>.yaml`` and
-``app_zoo/lbforaging/configs/lbf_8x8_2p_2f_coop_<policy>.yaml`` (the same env-step budget, replay and agent
-network for every policy of a task). The figure is the final 20-episode deterministic evaluation's mean
-team return. Printed: a task x policy table of mean +- std over the seeds, and each value-decomposition
-policy against its independent baseline (QMIX vs IQL).
+Tasks: MPE simple_spread (3 agents) with discrete actions (QMIX, IQL, COMA, IA2C, IPPO) and with continuous
+actions (ATOC, IDDPG), and Level-Based Foraging (8x8, 2 players, 2 foods, cooperative; the discrete-action
+policies). For each task and policy ``serial_pipeline`` trains the shipped config on each seed:
+``app_zoo/mpe/configs/simple_spread_<policy>.yaml``,
+``app_zoo/mpe/configs/simple_spread_continuous_<policy>.yaml`` and
+``app_zoo/lbforaging/configs/lbf_8x8_2p_2f_coop_<policy>.yaml`` (one env-step budget per task). The figure
+is the final 20-episode deterministic evaluation's mean team return. Printed: a task x policy table of
+mean +- std over the seeds, and each policy against the independent baseline it must beat (QMIX vs IQL,
+COMA vs IA2C, ATOC vs IDDPG).
 
     python benchmarks/marl.py [--seeds 0 1 2] [--tasks simple_spread lbf] [--policies qmix iql]
 """
@@ -20,11 +22,21 @@ from pathlib import Path
 from solve_race import quiet_fit, quiet_lightning
 
 ZOO = Path(__file__).resolve().parents[1] / "app_zoo"
-TASKS = {
-    "simple_spread": ZOO / "mpe" / "configs" / "simple_spread_{}.yaml",
-    "lbf": ZOO / "lbforaging" / "configs" / "lbf_8x8_2p_2f_coop_{}.yaml",
+DISCRETE = ["qmix", "iql", "coma", "ia2c", "ippo"]
+TASKS = {  # task: (config path pattern, the policies it is run with)
+    "simple_spread": (ZOO / "mpe" / "configs" / "simple_spread_{}.yaml", DISCRETE),
+    "simple_spread_continuous": (
+        ZOO / "mpe" / "configs" / "simple_spread_continuous_{}.yaml",
+        ["atoc", "iddpg"],
+    ),
+    "lbf": (ZOO / "lbforaging" / "configs" / "lbf_8x8_2p_2f_coop_{}.yaml", DISCRETE),
 }
-BASELINES = {"qmix": "iql"}  # each policy and the independent learner it must beat
+POLICIES = [*DISCRETE, "atoc", "iddpg"]
+BASELINES = {
+    "qmix": "iql",
+    "coma": "ia2c",
+    "atoc": "iddpg",
+}  # each policy and the independent learner it must beat
 
 
 def final_return(config: Path, seed: int) -> tuple[float, int, float]:
@@ -37,15 +49,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--policies", nargs="+", default=["qmix", "iql"])
+    parser.add_argument("--policies", nargs="+", default=POLICIES, choices=POLICIES)
     args = parser.parse_args()
     quiet_lightning()
     results: dict[tuple[str, str], list[float]] = {}
     for task in args.tasks:
-        for policy in args.policies:
+        pattern, runs_with = TASKS[task]
+        for policy in (p for p in args.policies if p in runs_with):
             returns = []
             for seed in args.seeds:
-                value, steps, seconds = final_return(Path(str(TASKS[task]).format(policy)), seed)
+                value, steps, seconds = final_return(Path(str(pattern).format(policy)), seed)
                 returns.append(value)
                 print(
                     f"{task} {policy} seed {seed}: return {value:.2f} at {steps} env steps ({seconds:.0f} s)"
@@ -53,14 +66,17 @@ def main() -> None:
             results[task, policy] = returns
 
     print(f"\nteam return, mean +- std over seeds {args.seeds} (final 20-episode eval)")
-    print(f"{'task':<14}" + "".join(f"{p:>18}" for p in args.policies))
+    print(f"{'task':<26}" + "".join(f"{p:>18}" for p in args.policies))
     for task in args.tasks:
         cells = []
         for policy in args.policies:
-            values = results[task, policy]
+            values = results.get((task, policy))
+            if values is None:
+                cells.append(f"{'-':>18}")
+                continue
             std = statistics.pstdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):>10.2f} +- {std:<5.2f}")
-        print(f"{task:<14}" + "".join(cells))
+        print(f"{task:<26}" + "".join(cells))
     for task in args.tasks:
         for policy, baseline in BASELINES.items():
             if (task, policy) in results and (task, baseline) in results:
