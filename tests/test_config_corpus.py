@@ -26,6 +26,12 @@ SAC = str(REPO / "configs" / "pendulum_sac.yaml")
 TD3 = str(REPO / "configs" / "pendulum_td3.yaml")
 RAINBOW = str(REPO / "configs" / "cartpole_rainbow.yaml")
 R2D2 = str(REPO / "configs" / "cartpole_masked_r2d2.yaml")
+MPE = REPO / "app_zoo" / "mpe" / "configs"
+COMA, IPPO = str(MPE / "simple_spread_coma.yaml"), str(MPE / "simple_spread_ippo.yaml")
+ATOC, IDDPG = (
+    str(MPE / "simple_spread_continuous_atoc.yaml"),
+    str(MPE / "simple_spread_continuous_iddpg.yaml"),
+)
 
 CASES = [
     # unknown keys at every level
@@ -125,6 +131,27 @@ CASES = [
         "mask_velocity must be true or false",
     ),
     ("dqn_with_sequence_replay", R2D2, ["--model=lightning_rl.policies.DQN"], None, "RecurrentActor"),
+    # multi-agent policies
+    ("coma_critic_steps_zero", COMA, ["--model.init_args.critic_steps=0"], None, "critic_steps"),
+    ("ippo_critic_unknown", IPPO, ["--model.init_args.critic=shared"], None, "model.init_args.critic"),
+    ("ippo_squash", IPPO, ["--model.init_args.squash=true"], None, "squash do not apply"),
+    ("ppo_on_a_team", IPPO, ["--model=lightning_rl.policies.PPO"], None, "QMIX, IQL, COMA, IA2C or IPPO"),
+    ("atoc_group_too_big", ATOC, ["--model.init_args.group_size=4"], None, "group_size must be in [2, 3]"),
+    ("atoc_threshold_above_one", ATOC, ["--model.init_args.threshold=2"], None, "threshold"),
+    (
+        "iddpg_communicates",
+        IDDPG,
+        ["--model.init_args.communication=true"],
+        None,
+        "IDDPG does not communicate",
+    ),
+    (
+        "atoc_on_discrete_actions",
+        ATOC,
+        [],
+        "data:\n  init_args:\n    env_kwargs: {continuous_actions: false}\n",
+        "use QMIX, IQL, COMA, IA2C or IPPO",
+    ),
     # env ids, action spaces, policy/DataModule pairs
     ("unknown_env_id", DQN, ["--data.init_args.env_id=CartPol-v1"], None, "CartPol-v1"),
     ("dqn_on_continuous_actions", DQN, ["--data.init_args.env_id=Pendulum-v1"], None, "discrete"),

@@ -121,7 +121,7 @@ def test_per_agent_values_give_each_agent_its_own_gae_trace_of_the_team_reward()
 
 
 def test_wrong_envs_and_options_are_one_line_errors():
-    with pytest.raises(ConfigError, match="multi-agent: use QMIX, IQL, COMA, IA2C, IPPO"):
+    with pytest.raises(ConfigError, match="multi-agent: use QMIX, IQL, COMA, IA2C or IPPO"):
         PPO(env_spec=SPEC)
     cartpole = {
         "env_id": "CartPole-v1",

@@ -153,7 +153,7 @@ def test_wrong_pairings_and_values_are_config_errors():
     }
     with pytest.raises(ConfigError, match="single-agent"):
         QMIX(env_spec=cartpole)
-    with pytest.raises(ConfigError, match="multi-agent: use QMIX, IQL"):
+    with pytest.raises(ConfigError, match="multi-agent: use QMIX, IQL, COMA, IA2C or IPPO"):
         DQN(env_spec=SPEC)
     with pytest.raises(ConfigError, match="mixer"):
         make(mixer="sum")

@@ -47,8 +47,7 @@ _UPDATE_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer
 _MODULE_UPDATE_HOOKS = (*_UPDATE_HOOKS, "backward")
 
 
-MULTI_AGENT_POLICIES = "QMIX, IQL, COMA, IA2C, IPPO, ATOC or IDDPG"  # named by agent-kind errors
-# the multi-agent policies for an env's kind of actions, named by action-type errors
+# the multi-agent policies for an env's kind of actions, named by agent-kind and action-type errors
 MULTI_AGENT_BY_ACTIONS = {"discrete": "QMIX, IQL, COMA, IA2C or IPPO", "continuous": "ATOC or IDDPG"}
 
 
@@ -157,7 +156,11 @@ class RLPolicy(pl.LightningModule):
         spec = self.spec
         if (spec.multi_agent is not None) != self.multi_agent:
             kind = "multi-agent" if spec.multi_agent is not None else "single-agent"
-            fitting = MULTI_AGENT_POLICIES if spec.multi_agent is not None else "a single-agent policy"
+            fitting = (
+                MULTI_AGENT_BY_ACTIONS[spec.action_type]
+                if spec.multi_agent is not None
+                else "a single-agent policy"
+            )
             raise ConfigError(
                 f"{type(self).__name__} does not fit env '{spec.env_id}', which is {kind}: use {fitting}",
                 "data.init_args.env_id",
