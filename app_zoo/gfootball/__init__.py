@@ -1,0 +1,1 @@
+"""Google Research Football (nerveX's app_zoo/gfootball): academy scenarios as cooperative teams."""
