@@ -132,7 +132,7 @@ CASES = [
     ),
     ("dqn_with_sequence_replay", R2D2, ["--model=lightning_rl.policies.DQN"], None, "RecurrentActor"),
     # multi-agent policies
-    ("coma_critic_steps_zero", COMA, ["--model.init_args.critic_steps=0"], None, "critic_steps"),
+    ("coma_critic_hidden_empty", COMA, ["--model.init_args.critic_hidden_sizes=[]"], None, "hidden_sizes"),
     ("ippo_critic_unknown", IPPO, ["--model.init_args.critic=shared"], None, "model.init_args.critic"),
     ("ippo_squash", IPPO, ["--model.init_args.squash=true"], None, "squash do not apply"),
     ("ppo_on_a_team", IPPO, ["--model=lightning_rl.policies.PPO"], None, "QMIX, IQL, COMA, IA2C or IPPO"),

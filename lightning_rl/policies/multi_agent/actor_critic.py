@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import torch
 from tensordict import TensorDict
 from torch import nn
 
@@ -17,9 +16,9 @@ from lightning_rl.policies.a2c import A2C
 from lightning_rl.policies.actor_critic import ActorCriticPolicy
 from lightning_rl.policies.base import RLPolicy
 from lightning_rl.policies.ppo import PPO
-from lightning_rl.rl_utils import COMAData, COMALoss, coma_error
+from lightning_rl.rl_utils import COMAData, coma_error
 from lightning_rl.spec import EnvSpec
-from lightning_rl.utils.checks import check_choice, check_int
+from lightning_rl.utils.checks import check_choice
 
 __all__ = ["COMA", "IA2C", "IPPO"]
 
@@ -105,16 +104,10 @@ class COMA(ActorCriticPolicy):
     rollout's start (COMA's target critic, refreshed every rollout). Pair it with an
     ``OnPolicyDataModule`` with ``n_epochs: 1`` and ``batch_size`` the whole rollout (COMA is on-policy).
 
-    The critic's problem (joint actions in, a Q per action out) is harder than the actor's, so, as in
-    PyMARL's COMA, it takes more steps: each batch first gives ``critic_steps - 1`` critic-only updates,
-    one per equal chunk of it, then the update of both on the whole batch (the actor's advantages from the
-    critic as it is by then).
-
     Args (besides :class:`~lightning_rl.policies.actor_critic.ActorCriticPolicy`'s training arguments):
         hidden_sizes: the actor's MLP widths.
         critic_hidden_sizes: the critic's MLP widths.
         activation: ``"relu"`` or ``"tanh"`` for both.
-        critic_steps: critic updates per batch (>= 1), the last one together with the actor's.
     """
 
     multi_agent = True
@@ -124,14 +117,12 @@ class COMA(ActorCriticPolicy):
         hidden_sizes: Sequence[int] = (64, 64),
         critic_hidden_sizes: Sequence[int] = (128, 128),
         activation: Literal["tanh", "relu"] = "relu",
-        critic_steps: int = 1,
         lr: float = 5e-4,
         gae_lambda: float = 0.8,
         vf_coef: float = 1.0,
         ent_coef: float = 0.01,
         **kwargs: Any,
     ):
-        check_int("critic_steps", critic_steps, 1)
         super().__init__(
             hidden_sizes=hidden_sizes,
             activation=activation,
@@ -149,14 +140,7 @@ class COMA(ActorCriticPolicy):
 
     def training_update(self, batch: TensorDict) -> None:
         """Batch: obs (B, size), action (B, N), returns (B, N) (the TD(lambda) targets of ``Q(s, u)``)."""
-        steps = self.hparams.critic_steps
-        for chunk in batch.chunk(steps)[: steps - 1] if steps > 1 else ():
-            losses = self.coma_losses(chunk)
-            no_actor = torch.zeros_like(losses.value_loss)
-            self.apply_update(COMALoss(no_actor, losses.value_loss, no_actor))
-        self.apply_update(self.coma_losses(batch))
-
-    def coma_losses(self, batch: TensorDict) -> COMALoss:
         obs, action = batch[keys.OBS], batch[keys.ACTION]
         logits = self.net.actor(obs).logits
-        return coma_error(COMAData(logits, action, self.net.critic(obs, action), batch[keys.RETURNS]))
+        losses = coma_error(COMAData(logits, action, self.net.critic(obs, action), batch[keys.RETURNS]))
+        self.apply_update(losses)
