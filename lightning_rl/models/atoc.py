@@ -93,18 +93,14 @@ class ATOCActor(nn.Module):
         if not self.communication:
             return thoughts
         batch, n, width = thoughts.shape
-        members = self.groups(thoughts)  # (B, G=N, m)
-        index = members.flatten(1)  # (B, N * m)
-        grouped = thoughts.gather(1, index.unsqueeze(-1).expand(-1, -1, width)).view(batch * n, -1, width)
-        out, _ = self.channel(grouped)  # (B * N, m, H)
-        active = initiators.to(thoughts.dtype).unsqueeze(-1).expand(-1, -1, self.group_size).flatten(1)
-        total = torch.zeros_like(thoughts).scatter_add(
-            1, index.unsqueeze(-1).expand(-1, -1, width), out.reshape(batch, -1, width) * active.unsqueeze(-1)
-        )
-        count = torch.zeros(batch, n, dtype=thoughts.dtype, device=thoughts.device).scatter_add(
-            1, index, active
-        )
-        return torch.where(count.unsqueeze(-1) > 0, total / count.clamp(min=1).unsqueeze(-1), thoughts)
+        row, initiator = initiators.nonzero(as_tuple=True)  # only the K active groups pass the channel
+        members = self.groups(thoughts)[row, initiator]  # (K, m)
+        out, _ = self.channel(thoughts[row.unsqueeze(-1), members])  # (K, m, H)
+        slot = (row.unsqueeze(-1) * n + members).flatten()  # each member's row of (B * N, H)
+        total = thoughts.new_zeros(batch * n, width).index_add(0, slot, out.reshape(-1, width))
+        count = thoughts.new_zeros(batch * n).index_add(0, slot, thoughts.new_ones(slot.shape))
+        heard = (total / count.clamp(min=1).unsqueeze(-1)).view(batch, n, width)
+        return torch.where(count.view(batch, n, 1) > 0, heard, thoughts)
 
     def act_with(self, thoughts: Tensor, initiators: Tensor | None) -> Tensor:
         """Normalized actions ``(B, N, d)`` with the given initiators (``None``: nobody communicates)."""
