@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from cli_utils import REPO
+from policy_utils import CARTPOLE
 from tensordict import TensorDict
 
 from lightning_rl import keys
@@ -123,15 +124,8 @@ def test_per_agent_values_give_each_agent_its_own_gae_trace_of_the_team_reward()
 def test_wrong_envs_and_options_are_one_line_errors():
     with pytest.raises(ConfigError, match="multi-agent: use QMIX, IQL, COMA, IA2C or IPPO"):
         PPO(env_spec=SPEC)
-    cartpole = {
-        "env_id": "CartPole-v1",
-        "obs_shape": [4],
-        "obs_dtype": "float32",
-        "action_type": "discrete",
-        "n_actions": 2,
-    }
     with pytest.raises(ConfigError, match="single-agent"):
-        COMA(env_spec=cartpole)
+        COMA(env_spec=CARTPOLE)
     with pytest.raises(ValueError, match="log_std_init, squash do not apply"):
         IPPO(env_spec=SPEC, squash=True, log_std_init=-1.0)
     with pytest.raises(ConfigError, match="critic"):

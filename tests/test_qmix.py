@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from cli_utils import REPO, short_run_args
+from policy_utils import CARTPOLE
 from tensordict import TensorDict
 
 from lightning_rl import keys
@@ -144,15 +145,8 @@ def test_team_td_loss_matches_an_unroll_by_hand(monkeypatch, cls):
 
 
 def test_wrong_pairings_and_values_are_config_errors():
-    cartpole = {
-        "env_id": "CartPole-v1",
-        "obs_shape": [4],
-        "obs_dtype": "float32",
-        "action_type": "discrete",
-        "n_actions": 2,
-    }
     with pytest.raises(ConfigError, match="single-agent"):
-        QMIX(env_spec=cartpole)
+        QMIX(env_spec=CARTPOLE)
     with pytest.raises(ConfigError, match="multi-agent: use QMIX, IQL, COMA, IA2C or IPPO"):
         DQN(env_spec=SPEC)
     with pytest.raises(ConfigError, match="mixer"):

@@ -44,12 +44,19 @@ def _agent_layout(policy: RLPolicy, spec: EnvSpec) -> MultiAgentLayout:
     return MultiAgentLayout.from_dict(spec.multi_agent)
 
 
-def _value_ac(policy: RLPolicy, spec: EnvSpec) -> nn.Module:
-    hp = policy.hparams
-    return MultiAgentValueAC(_agent_layout(policy, spec), tuple(hp.hidden_sizes), hp.activation, hp.critic)
+class _AgentValueNets:
+    """IA2C's and IPPO's networks: a shared masked actor and a value critic per agent
+    (:class:`~lightning_rl.models.multi_agent_ac.MultiAgentValueAC`), built from ``critic``,
+    ``hidden_sizes`` and ``activation``."""
+
+    multi_agent = True
+
+    def build_net(self: RLPolicy, spec: EnvSpec) -> nn.Module:
+        hp = self.hparams
+        return MultiAgentValueAC(_agent_layout(self, spec), tuple(hp.hidden_sizes), hp.activation, hp.critic)
 
 
-class IA2C(A2C):
+class IA2C(_AgentValueNets, A2C):
     """Independent advantage actor-critics: :class:`~lightning_rl.policies.A2C` for each agent, one
     shared actor and critic (:class:`~lightning_rl.models.multi_agent_ac.MultiAgentValueAC`) fed each
     agent's observation and id, each agent's own GAE trace of the team reward. COMA's baseline.
@@ -58,19 +65,14 @@ class IA2C(A2C):
         critic: ``"independent"`` (``V(o_i, i)``) or ``"centralized"`` (``V(s, i)``, the global state).
     """
 
-    multi_agent = True
-
     def __init__(
         self, critic: CriticInput = "independent", hidden_sizes: Sequence[int] = (64, 64), **kwargs: Any
     ):
         check_choice("critic", critic, ("independent", "centralized"))
         super().__init__(hidden_sizes=hidden_sizes, **kwargs)
 
-    def build_net(self, spec: EnvSpec) -> nn.Module:
-        return _value_ac(self, spec)
 
-
-class IPPO(PPO):
+class IPPO(_AgentValueNets, PPO):
     """Independent PPO (de Witt et al., 2020): :class:`~lightning_rl.policies.PPO`'s clipped surrogate
     per agent (each agent's own ratio and advantage) on a shared actor and critic fed each agent's
     observation and id; with ``critic: centralized`` the critic reads the global state (MAPPO, Yu et al.,
@@ -80,16 +82,11 @@ class IPPO(PPO):
         critic: ``"independent"`` or ``"centralized"``.
     """
 
-    multi_agent = True
-
     def __init__(
         self, critic: CriticInput = "independent", hidden_sizes: Sequence[int] = (64, 64), **kwargs: Any
     ):
         check_choice("critic", critic, ("independent", "centralized"))
         super().__init__(hidden_sizes=hidden_sizes, **kwargs)
-
-    def build_net(self, spec: EnvSpec) -> nn.Module:
-        return _value_ac(self, spec)
 
 
 class COMA(ActorCriticPolicy):
