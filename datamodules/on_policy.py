@@ -20,7 +20,7 @@ from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.normalizer import RewardScaler, RunningMeanStd, standardize
 from lightning_rl.data.rollout import RolloutCollector
 from lightning_rl.datamodules.base import EnvDataModule, Restartable
-from lightning_rl.utils.checks import check_choice, check_int, check_positive
+from lightning_rl.utils.checks import ConfigError, check_choice, check_int, check_positive
 
 
 class OnPolicyDataModule(EnvDataModule):
@@ -100,6 +100,15 @@ class OnPolicyDataModule(EnvDataModule):
             )
         if normalize_obs and self.env_spec["obs_dtype"] == "uint8":
             raise ValueError("normalize_obs: image (uint8) observations are scaled by the encoder; set false")
+        if normalize_obs and self.env_spec.get("multi_agent"):
+            raise ConfigError(
+                "normalize_obs: a multi-agent env's packed observation holds its action masks, which "
+                "standardizing would break; set false",
+                "normalize_obs",
+                "a multi-agent env's packed observation holds its action masks, which standardizing "
+                "would break",
+                "false",
+            )
         self.obs_stats = RunningMeanStd(tuple(self.env_spec["obs_shape"])) if normalize_obs else None
         self.reward_scaler: RewardScaler | None = None  # with normalize_reward: built in setup(), with gamma
         self.generator = torch.Generator()

@@ -135,6 +135,13 @@ CASES = [
     ("coma_critic_hidden_empty", COMA, ["--model.init_args.critic_hidden_sizes=[]"], None, "hidden_sizes"),
     ("ippo_critic_unknown", IPPO, ["--model.init_args.critic=shared"], None, "model.init_args.critic"),
     ("ippo_squash", IPPO, ["--model.init_args.squash=true"], None, "squash do not apply"),
+    (
+        "ippo_normalize_obs",
+        IPPO,
+        ["--data.init_args.normalize_obs=true"],
+        None,
+        "data.init_args.normalize_obs",
+    ),
     ("ppo_on_a_team", IPPO, ["--model=lightning_rl.policies.PPO"], None, "QMIX, IQL, COMA, IA2C or IPPO"),
     ("atoc_group_too_big", ATOC, ["--model.init_args.group_size=4"], None, "group_size must be in [2, 3]"),
     ("atoc_threshold_above_one", ATOC, ["--model.init_args.threshold=2"], None, "threshold"),
