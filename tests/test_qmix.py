@@ -169,13 +169,14 @@ def test_simple_spread_trains_and_evaluates_from_the_cli(tmp_path, config):
     assert cli.datamodule.buffer.get(torch.arange(1))[keys.ACTION].shape == (1, 25, 3)
 
 
-def test_lbf_configs_train_from_the_cli(tmp_path):
+@pytest.mark.parametrize("policy", ["qmix", "iql"])
+def test_lbf_configs_train_from_the_cli(tmp_path, policy):
     args = short_run_args(
         tmp_path,
         "--data.init_args.learning_starts=400",
         "--data.init_args.n_envs=2",
         max_steps=4,
-        config=str(REPO / "app_zoo" / "lbforaging" / "configs" / "lbf_8x8_2p_2f_coop_qmix.yaml"),
+        config=str(REPO / "app_zoo" / "lbforaging" / "configs" / f"lbf_8x8_2p_2f_coop_{policy}.yaml"),
     )
     cli = RLCLI(args=args)
     assert cli.model.train_iter == 4 and cli.model.layout.n_agents == 2
