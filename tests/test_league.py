@@ -101,9 +101,10 @@ def test_exploiters_aim_at_the_main_players_and_the_league():
     for _ in range(3):
         league.record("main_exploiter_0", "main_0", "loss")  # win rate 0 <= 0.1: the main's snapshots
     assert {league.choose_opponent("main_exploiter_0") for _ in range(50)} <= {"historical_0", "historical_1"}
+    league.add_player("historical", {"w": "fixed"})  # an opponent without a parent: part of the history
     league.record("league_exploiter_0", "historical_0", "win")
     picks = {league.choose_opponent("league_exploiter_0") for _ in range(200)}
-    assert picks <= {"historical_0", "historical_1", "historical_2"} and len(picks) > 1
+    assert picks <= {"historical_0", "historical_1", "historical_2", "historical_3"} and len(picks) > 1
 
 
 def test_snapshots_freeze_a_copy_with_its_parent_and_reset_exploiters():

@@ -131,11 +131,13 @@ class League:
     def historical(
         self, parent_roles: tuple[Role, ...] = ACTIVE_ROLES, parent_id: str | None = None
     ) -> list[Player]:
-        """Snapshots whose parent has one of ``parent_roles`` (and is ``parent_id``, if given)."""
+        """Snapshots whose parent has one of ``parent_roles`` (and is ``parent_id``, if given); a historical
+        player added without a parent (e.g. a fixed opponent) counts under every role."""
         return [
             p
             for p in self.of_role("historical")
-            if self.players[p.parent_id].role in parent_roles and parent_id in (None, p.parent_id)
+            if (p.parent_id is None or self.players[p.parent_id].role in parent_roles)
+            and parent_id in (None, p.parent_id)
         ]
 
     # --- matchmaking -----------------------------------------------------------------------------------
