@@ -13,22 +13,11 @@ from torch import Tensor, nn
 
 from lightning_rl import keys
 from lightning_rl.envs.multi_agent import MultiAgentLayout
+from lightning_rl.models.multi_agent import AgentIds
 from lightning_rl.models.qac import ActionScaler, QCritics
+from lightning_rl.torch_utils import mlp_layers
 
 __all__ = ["ATOCActor", "AgentQCritics", "MultiAgentQAC"]
-
-
-def _mlp(in_dim: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in hidden_sizes:
-        layers += [nn.Linear(in_dim, width), nn.ReLU()]
-        in_dim = width
-    return nn.Sequential(*layers)
-
-
-def _with_ids(per_agent: Tensor, ids: Tensor) -> Tensor:
-    """``(B, N, D) -> (B, N, D + N)``: each agent's one-hot id appended."""
-    return torch.cat([per_agent, ids.expand(*per_agent.shape[:-1], -1)], -1)
 
 
 class ATOCActor(nn.Module):
@@ -67,8 +56,8 @@ class ATOCActor(nn.Module):
         self.layout, self.communication = layout, communication
         self.group_size, self.threshold = group_size, threshold
         width = hidden_sizes[-1]
-        self.register_buffer("ids", torch.eye(layout.n_agents), persistent=False)
-        self.thought = _mlp(layout.obs_dim + layout.n_agents, hidden_sizes)
+        self.with_ids = AgentIds(layout.n_agents)
+        self.thought = nn.Sequential(*mlp_layers(layout.obs_dim + layout.n_agents, hidden_sizes))
         if communication:
             self.attention = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1))
             self.channel = nn.LSTM(width, width // 2, batch_first=True, bidirectional=True)
@@ -76,7 +65,7 @@ class ATOCActor(nn.Module):
 
     def think(self, obs: Tensor) -> Tensor:
         """Packed obs ``(B, size)`` -> thoughts ``(B, N, H)``."""
-        return self.thought(_with_ids(self.layout.unpack(obs)[keys.AGENT_OBS], self.ids))
+        return self.thought(self.with_ids(self.layout.unpack(obs)[keys.AGENT_OBS]))
 
     def initiate_prob(self, thoughts: Tensor) -> Tensor:
         """The attention unit's probability that each agent initiates communication, ``(B, N)``."""
@@ -130,13 +119,13 @@ class AgentQCritics(nn.Module):
     def __init__(self, layout: MultiAgentLayout, hidden_sizes: Sequence[int], n_critics: int = 1):
         super().__init__()
         self.layout = layout
-        self.register_buffer("ids", torch.eye(layout.n_agents), persistent=False)
+        self.with_ids = AgentIds(layout.n_agents)
         self.members = QCritics(
             (layout.obs_dim + layout.n_agents,), layout.action_dim, hidden_sizes, n_critics
         )
 
     def forward(self, obs: Tensor, action: Tensor, detach_params: bool = False) -> Tensor:
-        agent_obs = _with_ids(self.layout.unpack(obs)[keys.AGENT_OBS], self.ids)
+        agent_obs = self.with_ids(self.layout.unpack(obs)[keys.AGENT_OBS])
         return self.members(agent_obs.flatten(0, 1), action.flatten(0, 1), detach_params)
 
 

@@ -12,7 +12,21 @@ from lightning_rl import keys
 from lightning_rl.envs.multi_agent import MultiAgentLayout
 from lightning_rl.models.recurrent import DRQN
 
-__all__ = ["MultiAgentQNet", "QMixer", "VDNMixer"]
+__all__ = ["AgentIds", "MultiAgentQNet", "QMixer", "VDNMixer"]
+
+
+class AgentIds(nn.Module):
+    """Appends each agent's one-hot id, so networks shared by the agents still act per agent.
+
+    Shapes: (*B, N, D) -> (*B, N, D + N)
+    """
+
+    def __init__(self, n_agents: int):
+        super().__init__()
+        self.register_buffer("ids", torch.eye(n_agents), persistent=False)  # derived: not checkpointed
+
+    def forward(self, per_agent: Tensor) -> Tensor:
+        return torch.cat([per_agent, self.ids.expand(*per_agent.shape[:-1], -1)], -1)
 
 
 class VDNMixer(nn.Module):
@@ -86,7 +100,7 @@ class MultiAgentQNet(nn.Module):
         self.layout = layout
         n = layout.n_agents
         self.agents = DRQN((layout.obs_dim + n,), layout.n_actions, hidden_sizes, lstm_size, dueling=False)
-        self.register_buffer("agent_ids", torch.eye(n), persistent=False)
+        self.with_ids = AgentIds(n)
         mixers = {
             "qmix": lambda: QMixer(n, layout.state_dim, embed_dim, hypernet_hidden),
             "vdn": VDNMixer,
@@ -106,11 +120,9 @@ class MultiAgentQNet(nn.Module):
 
         Shapes: obs (B, T, size), state (B, N, 2, H), reset (B, T) bool or None -> q (B, T, N, A), state
         """
-        batch, time = obs.shape[:2]
-        n = self.layout.n_agents
-        agent_obs = self.layout.unpack(obs)[keys.AGENT_OBS]  # (B, T, N, O)
-        ids = self.agent_ids.expand(batch, time, n, n)
-        inputs = torch.cat([agent_obs, ids], -1).transpose(1, 2).flatten(0, 1)  # (B * N, T, O + N)
+        batch, n = obs.shape[0], self.layout.n_agents
+        agent_obs = self.with_ids(self.layout.unpack(obs)[keys.AGENT_OBS])  # (B, T, N, O + N)
+        inputs = agent_obs.transpose(1, 2).flatten(0, 1)  # (B * N, T, O + N)
         agent_reset = None if reset is None else reset.repeat_interleave(n, 0)
         q, state = self.agents(inputs, state.flatten(0, 1), agent_reset)
         return q.unflatten(0, (batch, n)).transpose(1, 2), state.unflatten(0, (batch, n))

@@ -18,8 +18,9 @@ from torch import Tensor, nn
 from lightning_rl import keys
 from lightning_rl.envs.multi_agent import MultiAgentLayout
 from lightning_rl.models.distributions import CategoricalDist
+from lightning_rl.models.multi_agent import AgentIds
 from lightning_rl.models.value_ac import HIDDEN_GAIN, POLICY_GAIN, VALUE_GAIN
-from lightning_rl.torch_utils import orthogonal_init_
+from lightning_rl.torch_utils import mlp_layers, orthogonal_init_
 
 __all__ = ["COMACritic", "COMANet", "MultiAgentValueAC", "SharedAgentActor"]
 
@@ -33,15 +34,9 @@ def _mlp(
     """An MLP on the last dim (any leading dims), orthogonally initialized (PPO's gains)."""
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-    if not hidden_sizes or any(h < 1 for h in hidden_sizes):
-        raise ValueError(f"hidden_sizes must be a non-empty list of positive ints, got {list(hidden_sizes)}")
-    layers: list[nn.Module] = []
-    for width in hidden_sizes:
-        layers += [nn.Linear(in_dim, width), _ACTIVATIONS[activation]()]
-        in_dim = width
-    body = nn.Sequential(*layers)
+    body = nn.Sequential(*mlp_layers(in_dim, hidden_sizes, _ACTIVATIONS[activation]))
     orthogonal_init_(body, HIDDEN_GAIN)
-    head = nn.Linear(in_dim, out_dim)
+    head = nn.Linear(hidden_sizes[-1], out_dim)
     orthogonal_init_(head, out_gain)
     return nn.Sequential(body, head)
 
@@ -51,17 +46,6 @@ def _require_discrete(layout: MultiAgentLayout, name: str) -> None:
         raise ValueError(
             f"{name} needs discrete actions (each agent's Discrete(A)); the env's are continuous"
         )
-
-
-class _AgentIds(nn.Module):
-    """Appends each agent's one-hot id: ``(*B, N, D) -> (*B, N, D + N)``."""
-
-    def __init__(self, n_agents: int):
-        super().__init__()
-        self.register_buffer("ids", torch.eye(n_agents), persistent=False)
-
-    def forward(self, per_agent: Tensor) -> Tensor:
-        return torch.cat([per_agent, self.ids.expand(*per_agent.shape[:-1], -1)], -1)
 
 
 class SharedAgentActor(nn.Module):
@@ -78,7 +62,7 @@ class SharedAgentActor(nn.Module):
         super().__init__()
         _require_discrete(layout, "SharedAgentActor")
         self.layout = layout
-        self.with_ids = _AgentIds(layout.n_agents)
+        self.with_ids = AgentIds(layout.n_agents)
         self.net = _mlp(
             layout.obs_dim + layout.n_agents, hidden_sizes, layout.n_actions, activation, POLICY_GAIN
         )
@@ -114,7 +98,7 @@ class MultiAgentValueAC(nn.Module):
         self.layout, self.critic_input = layout, critic
         self.actor = SharedAgentActor(layout, hidden_sizes, activation)
         critic_dim = layout.obs_dim if critic == "independent" else layout.state_dim
-        self.with_ids = _AgentIds(layout.n_agents)
+        self.with_ids = AgentIds(layout.n_agents)
         self.critic = _mlp(critic_dim + layout.n_agents, hidden_sizes, 1, activation, VALUE_GAIN)
 
     def value(self, obs: Tensor) -> Tensor:
@@ -156,7 +140,7 @@ class COMACritic(nn.Module):
         _require_discrete(layout, "COMACritic")
         self.layout = layout
         n, a = layout.n_agents, layout.n_actions
-        self.with_ids = _AgentIds(n)
+        self.with_ids = AgentIds(n)
         # others[i] keeps every agent's action block but agent i's
         self.register_buffer("others", (1.0 - torch.eye(n)).repeat_interleave(a, -1), persistent=False)
         in_dim = layout.state_dim + layout.obs_dim + n + n * a

@@ -3,7 +3,13 @@
 Imports only torch, numpy and ``lightning_rl.utils``; never policies, DataModules or Lightning.
 """
 
-from lightning_rl.torch_utils.network import MLPEncoder, NatureCNNEncoder, make_encoder, orthogonal_init_
+from lightning_rl.torch_utils.network import (
+    MLPEncoder,
+    NatureCNNEncoder,
+    make_encoder,
+    mlp_layers,
+    orthogonal_init_,
+)
 from lightning_rl.torch_utils.schedule import SCHEDULE_KINDS, Schedule, ScheduleKind
 from lightning_rl.torch_utils.target import TargetUpdater, hard_update, soft_update
 
@@ -16,6 +22,7 @@ __all__ = [
     "TargetUpdater",
     "hard_update",
     "make_encoder",
+    "mlp_layers",
     "orthogonal_init_",
     "soft_update",
 ]

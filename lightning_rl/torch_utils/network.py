@@ -10,7 +10,23 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MLPEncoder", "NatureCNNEncoder", "make_encoder", "orthogonal_init_"]
+__all__ = ["MLPEncoder", "NatureCNNEncoder", "make_encoder", "mlp_layers", "orthogonal_init_"]
+
+
+def mlp_layers(
+    in_dim: int, hidden_sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU
+) -> list[nn.Module]:
+    """``Linear -> activation`` per hidden width, acting on the last dim (any leading dims).
+
+    Shapes: (*B, in_dim) -> (*B, hidden_sizes[-1])
+    """
+    if not hidden_sizes or any(h < 1 for h in hidden_sizes):
+        raise ValueError(f"hidden_sizes must be a non-empty list of positive ints, got {list(hidden_sizes)}")
+    layers: list[nn.Module] = []
+    for width in hidden_sizes:
+        layers += [nn.Linear(in_dim, width), activation()]
+        in_dim = width
+    return layers
 
 
 class MLPEncoder(nn.Module):
@@ -23,16 +39,8 @@ class MLPEncoder(nn.Module):
         self, obs_dim: int, hidden_sizes: Sequence[int] = (256, 256), activation: type[nn.Module] = nn.ReLU
     ):
         super().__init__()
-        if not hidden_sizes or any(h < 1 for h in hidden_sizes):
-            raise ValueError(
-                f"hidden_sizes must be a non-empty list of positive ints, got {list(hidden_sizes)}"
-            )
-        layers: list[nn.Module] = [nn.Flatten()]
-        for width in hidden_sizes:
-            layers += [nn.Linear(obs_dim, width), activation()]
-            obs_dim = width
-        self.net = nn.Sequential(*layers)
-        self.out_dim = obs_dim
+        self.net = nn.Sequential(nn.Flatten(), *mlp_layers(obs_dim, hidden_sizes, activation))
+        self.out_dim = hidden_sizes[-1]
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.net(obs.float())
