@@ -1,4 +1,5 @@
-"""Shared by the value-based policy tests: CartPole's env spec and a hand-made n-step replay batch."""
+"""Shared by the policy tests: CartPole's env spec, a hand-made n-step replay batch, and a small discrete
+multi-agent layout (2 agents, 3 obs features, 4 state features, 3 actions) with packed observations."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import torch
 from tensordict import TensorDict
 
 from lightning_rl import keys
+from lightning_rl.envs import MultiAgentLayout
 
 CARTPOLE = {
     "env_id": "CartPole-v1",
@@ -31,3 +33,23 @@ def cartpole_batch(batch_size: int = 5) -> TensorDict:
         },
         batch_size=[batch_size],
     )
+
+
+TEAM_LAYOUT = MultiAgentLayout(n_agents=2, obs_dim=3, state_dim=4, n_actions=3)
+TEAM_SPEC = {
+    "env_id": "fake",
+    "obs_shape": [TEAM_LAYOUT.size],
+    "obs_dtype": "float32",
+    "action_type": "discrete",
+    "n_actions": 3,
+    "multi_agent": TEAM_LAYOUT.to_dict(),
+}
+
+
+def packed(batch_shape, mask=None, generator=None):
+    """Random packed observations (*batch_shape, size) of TEAM_LAYOUT with the action mask (N, A)
+    (default: all allowed)."""
+    agent_obs = torch.randn(*batch_shape, 2 * 3, generator=generator)
+    state = torch.randn(*batch_shape, 4, generator=generator)
+    allowed = torch.ones(2, 3) if mask is None else mask.float()
+    return torch.cat([agent_obs, state, allowed.flatten().expand(*batch_shape, 6)], -1)

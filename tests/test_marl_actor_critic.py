@@ -8,7 +8,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 from cli_utils import REPO
-from policy_utils import CARTPOLE
+from policy_utils import CARTPOLE, packed
+from policy_utils import TEAM_LAYOUT as LAYOUT
+from policy_utils import TEAM_SPEC as SPEC
 from tensordict import TensorDict
 
 from lightning_rl import keys
@@ -22,15 +24,6 @@ from lightning_rl.utils.checks import ConfigError
 
 pytest.importorskip("mpe2", reason="pip install 'lightning-rl[marl]'")
 
-LAYOUT = MultiAgentLayout(n_agents=2, obs_dim=3, state_dim=4, n_actions=3)
-SPEC = {
-    "env_id": "fake",
-    "obs_shape": [LAYOUT.size],
-    "obs_dtype": "float32",
-    "action_type": "discrete",
-    "n_actions": 3,
-    "multi_agent": LAYOUT.to_dict(),
-}
 CONFIGS = [
     *(REPO / "app_zoo" / "mpe" / "configs" / f"simple_spread_{p}.yaml" for p in ("coma", "ia2c", "ippo")),
     *(
@@ -38,14 +31,6 @@ CONFIGS = [
         for p in ("coma", "ia2c", "ippo")
     ),
 ]
-
-
-def packed(batch_shape, mask=None, generator=None):
-    """Random packed observations (*batch_shape, size) with the action mask (N, A) (default: all allowed)."""
-    agent_obs = torch.randn(*batch_shape, 2 * 3, generator=generator)
-    state = torch.randn(*batch_shape, 4, generator=generator)
-    allowed = torch.ones(2, 3) if mask is None else mask.float()
-    return torch.cat([agent_obs, state, allowed.flatten().expand(*batch_shape, 6)], -1)
 
 
 def test_the_shared_actor_never_takes_a_masked_action_even_when_it_is_greedy():

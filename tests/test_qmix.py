@@ -8,12 +8,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 from cli_utils import REPO, short_run_args
-from policy_utils import CARTPOLE
+from policy_utils import CARTPOLE, packed
+from policy_utils import TEAM_LAYOUT as LAYOUT
+from policy_utils import TEAM_SPEC as SPEC
 from tensordict import TensorDict
 
 from lightning_rl import keys
 from lightning_rl.cli import RLCLI
-from lightning_rl.envs import MultiAgentLayout
 from lightning_rl.models import MultiAgentQNet, QMixer
 from lightning_rl.policies import DQN, IQL, QMIX
 from lightning_rl.utils.checks import ConfigError
@@ -21,28 +22,11 @@ from lightning_rl.utils.checks import ConfigError
 pytest.importorskip("mpe2", reason="pip install 'lightning-rl[marl]'")
 
 MPE_CONFIGS = REPO / "app_zoo" / "mpe" / "configs"
-LAYOUT = MultiAgentLayout(n_agents=2, obs_dim=3, state_dim=4, n_actions=3)
-SPEC = {
-    "env_id": "fake",
-    "obs_shape": [LAYOUT.size],
-    "obs_dtype": "float32",
-    "action_type": "discrete",
-    "n_actions": 3,
-    "multi_agent": LAYOUT.to_dict(),
-}
 
 
 def make(cls=QMIX, **kwargs):
     torch.manual_seed(0)
     return cls(env_spec=SPEC, hidden_sizes=(8,), lstm_size=4, gamma=0.9, loss_type="mse", **kwargs)
-
-
-def packed(batch_shape, mask=None, generator=None):
-    """Random packed observations (*batch_shape, size) with the given action mask (N, A) (default: all)."""
-    agent_obs = torch.randn(*batch_shape, 2 * 3, generator=generator)
-    state = torch.randn(*batch_shape, 4, generator=generator)
-    allowed = torch.ones(2, 3) if mask is None else mask.float()
-    return torch.cat([agent_obs, state, allowed.flatten().expand(*batch_shape, 6)], -1)
 
 
 def test_qmix_mixer_is_monotonic_in_every_agent_q():
