@@ -30,6 +30,10 @@ class EnvSpec:
         n_actions: number of discrete actions (0 for continuous).
         action_shape: shape of one continuous action (``()`` for discrete).
         action_low, action_high: bounds of continuous actions (empty for discrete).
+        action_mask: the last ``n_actions`` features of the (flat) observation are the legal-action mask
+            (1 legal, 0 not; ``lightning_rl.torch_utils.split_action_mask``), e.g. a board game's moves.
+        two_player: the env is the learner's seat of a two-player game
+            (``lightning_rl.envs.TwoPlayerEnv``); the DataModule's opponent pool plays the other seat.
         multi_agent: for a multi-agent env (``lightning_rl.envs.MultiAgentEnv``), its
             ``MultiAgentLayout.to_dict()``; the action fields then describe one agent's action. ``None``:
             a single-agent env.
@@ -44,6 +48,8 @@ class EnvSpec:
     action_low: tuple[float, ...] = ()
     action_high: tuple[float, ...] = ()
     multi_agent: dict[str, Any] | None = None
+    action_mask: bool = False
+    two_player: bool = False
 
     @classmethod
     def from_multi_agent_layout(

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from lightning_rl.models.distributions import ActionDist, CategoricalDist, DiagGaussian, SquashedDiagGaussian
 from lightning_rl.spec import EnvSpec
+from lightning_rl.torch_utils.masking import mask_illegal, split_action_mask
 from lightning_rl.torch_utils.network import MLPEncoder, make_encoder, orthogonal_init_
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -72,6 +73,9 @@ class ValueAC(nn.Module):
         action_low, action_high: action bounds (scalar or one per action element); used only to squash.
         orthogonal_init: orthogonal weights, zero biases; gain sqrt(2) in the encoders, 0.01 in the
             policy head (and the state-dependent log-std head), 1.0 in the value head.
+        action_mask: discrete vector observations only: their last ``n_actions`` features are the
+            legal-action mask (``EnvSpec.action_mask``). The encoders see the features before it, and an
+            illegal action gets probability 0 (a masked categorical).
 
     Attributes: ``actor_encoder`` / ``critic_encoder`` (when shared, both are aliases of the one
     registered ``encoder``, so the state dict holds it once), ``policy_head`` (logits or mean),
@@ -99,9 +103,15 @@ class ValueAC(nn.Module):
         action_low: float | Sequence[float] | None = None,
         action_high: float | Sequence[float] | None = None,
         orthogonal_init: bool = True,
+        action_mask: bool = False,
     ):
         super().__init__()
         self.obs_shape = tuple(int(d) for d in obs_shape)
+        if action_mask and (action_type != "discrete" or len(self.obs_shape) != 1):
+            raise ValueError(
+                "action_mask needs discrete actions and vector observations (features, then the mask)"
+            )
+        self.action_mask = bool(action_mask)
         self.action_shape = tuple(int(d) for d in action_shape)
         if action_type not in ("discrete", "continuous"):
             raise ValueError(f"action_type must be 'discrete' or 'continuous', got {action_type!r}")
@@ -136,7 +146,8 @@ class ValueAC(nn.Module):
 
         def encoder() -> nn.Module:
             if len(self.obs_shape) == 1:
-                return MLPEncoder(self.obs_shape[0], hidden_sizes, _ACTIVATIONS[activation])
+                n_in = self.obs_shape[0] - (self.n_actions if self.action_mask else 0)
+                return MLPEncoder(n_in, hidden_sizes, _ACTIVATIONS[activation])
             return make_encoder(self.obs_shape, hidden_sizes)  # CNN, or a ValueError naming obs_shape
 
         if self.shared_encoder:
@@ -187,6 +198,7 @@ class ValueAC(nn.Module):
         args: dict[str, Any] = {"obs_shape": env_spec.obs_shape, "action_type": env_spec.action_type}
         if env_spec.action_type == "discrete":
             args["n_actions"] = env_spec.n_actions
+            args["action_mask"] = env_spec.action_mask
         else:
             args["action_shape"] = env_spec.action_shape
             if env_spec.action_low and env_spec.action_high:
@@ -195,7 +207,8 @@ class ValueAC(nn.Module):
         return cls(**{**args, **kwargs})
 
     # ----------------------------------------------------------------------------------------------
-    def _flatten_batch(self, obs: Tensor) -> tuple[Tensor, torch.Size]:
+    def _flatten_batch(self, obs: Tensor) -> tuple[Tensor, Tensor | None, torch.Size]:
+        """``(encoder input (N, ...), legal actions (N, A) or None, batch shape)``."""
         n = len(self.obs_shape)
         if obs.dim() <= n or tuple(obs.shape[-n:]) != self.obs_shape:
             raise ValueError(
@@ -203,12 +216,17 @@ class ValueAC(nn.Module):
                 f"got {tuple(obs.shape)}"
             )
         batch_shape = obs.shape[:-n]
-        return obs.reshape(-1, *self.obs_shape), batch_shape
+        flat = obs.reshape(-1, *self.obs_shape)
+        if not self.action_mask:
+            return flat, None, batch_shape
+        features, legal = split_action_mask(flat, self.n_actions)
+        return features, legal, batch_shape
 
-    def _dist(self, features: Tensor, batch_shape: torch.Size) -> ActionDist:
+    def _dist(self, features: Tensor, batch_shape: torch.Size, legal: Tensor | None = None) -> ActionDist:
         out = self.policy_head(features)
         if self.action_type == "discrete":
-            return CategoricalDist(out.reshape(*batch_shape, self.n_actions))
+            logits = out if legal is None else mask_illegal(out, legal)
+            return CategoricalDist(logits.reshape(*batch_shape, self.n_actions))
         mean = out.reshape(*batch_shape, *self.action_shape)
         if self.log_std_head is not None:
             log_std = self.log_std_head(features).reshape(*batch_shape, *self.action_shape)
@@ -226,19 +244,19 @@ class ValueAC(nn.Module):
     # ----------------------------------------------------------------------------------------------
     def forward(self, obs: Tensor) -> tuple[ActionDist, Tensor]:
         """``obs (*B, *obs_shape) -> (dist, value (*B))``; one encoder pass when shared."""
-        flat, batch_shape = self._flatten_batch(obs)
+        flat, legal, batch_shape = self._flatten_batch(obs)
         actor_features = self.actor_encoder(flat)
         critic_features = actor_features if self.shared_encoder else self.critic_encoder(flat)
-        return self._dist(actor_features, batch_shape), self._value(critic_features, batch_shape)
+        return self._dist(actor_features, batch_shape, legal), self._value(critic_features, batch_shape)
 
     def action_dist(self, obs: Tensor) -> ActionDist:
         """Actor only: ``obs (*B, *obs_shape) -> dist`` (skips the critic encoder when separate)."""
-        flat, batch_shape = self._flatten_batch(obs)
-        return self._dist(self.actor_encoder(flat), batch_shape)
+        flat, legal, batch_shape = self._flatten_batch(obs)
+        return self._dist(self.actor_encoder(flat), batch_shape, legal)
 
     def value(self, obs: Tensor) -> Tensor:
         """Critic only: ``obs (*B, *obs_shape) -> value (*B)`` (e.g. to bootstrap final observations)."""
-        flat, batch_shape = self._flatten_batch(obs)
+        flat, _, batch_shape = self._flatten_batch(obs)
         return self._value(self.critic_encoder(flat), batch_shape)
 
     @torch.no_grad()

@@ -52,6 +52,7 @@ class ActorCriticPolicy(RLPolicy):
     """
 
     data_protocol = RolloutSource
+    action_masks = True  # ValueAC's masked categorical (multi-agent nets mask from their layout)
 
     def __init__(
         self,

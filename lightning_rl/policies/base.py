@@ -47,6 +47,8 @@ _UPDATE_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer
 _MODULE_UPDATE_HOOKS = (*_UPDATE_HOOKS, "backward")
 
 
+# the policies that act on legal-action masks (two-player games), named when another one meets a masked env
+MASKED_POLICIES = "PPO, A2C, IMPALA or DQN"
 # the multi-agent policies for an env's kind of actions, named by agent-kind and action-type errors
 MULTI_AGENT_BY_ACTIONS = {"discrete": "QMIX, IQL, COMA, IA2C or IPPO", "continuous": "ATOC or IDDPG"}
 
@@ -97,6 +99,7 @@ class RLPolicy(pl.LightningModule):
 
     data_protocol: type[DataSource] = DataSource  # what this policy needs of its DataModule
     multi_agent: bool = False  # acts for the agents of a multi-agent env (joint actions, EnvSpec.multi_agent)
+    action_masks: bool = False  # acts on legal-action masks in the observation (EnvSpec.action_mask)
     #: Let :meth:`optimizer_update` skip Lightning's hook dispatch when that changes nothing (False:
     #: always take Lightning's own calls; the tests use it to compare both paths).
     direct_optimizer_update: bool = True
@@ -119,6 +122,14 @@ class RLPolicy(pl.LightningModule):
         check_int("log_interval", log_interval, 1)
         check_choice("on_nonfinite", on_nonfinite, NONFINITE_MODES)
         self.spec = EnvSpec.from_dict(env_spec)
+        if self.spec.action_mask and not self.action_masks:
+            raise ConfigError(
+                f"{type(self).__name__} does not act on legal-action masks, which env '{self.spec.env_id}' "
+                f"has: use {MASKED_POLICIES}",
+                "data.init_args.env_id",
+                f"env '{self.spec.env_id}' has legal-action masks, which {type(self).__name__} does not use",
+                f"an env without action masks, or {MASKED_POLICIES} for this one",
+            )
         self.gamma = gamma
         self.log_interval = log_interval
         self.automatic_optimization = False

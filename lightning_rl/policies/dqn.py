@@ -17,7 +17,7 @@ from lightning_rl.models import DQNNet
 from lightning_rl.policies.base import RLPolicy
 from lightning_rl.rl_utils import QNStepData, cql_penalty, epsilon_greedy, q_nstep_td_error
 from lightning_rl.spec import EnvSpec
-from lightning_rl.torch_utils import Schedule, TargetUpdater
+from lightning_rl.torch_utils import Schedule, TargetUpdater, mask_illegal, split_action_mask
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
 
 
@@ -47,9 +47,15 @@ class DQN(RLPolicy):
             (``OfflineDataModule``): it keeps the Q-values of actions the data does not take from being
             overestimated. 0 (the default) is plain DQN.
 
+    With legal-action masks in the observation (``EnvSpec.action_mask``: two-player games) the network
+    sees the features before the mask, and acting, exploring and the bootstrap's max (or double DQN's
+    argmax) range over the legal actions only.
+
     How many updates one Lightning step takes (and how they interleave with collection) is the
     DataModule's to say: ``data.gradient_steps``, ``data.updates_per_step``.
     """
+
+    action_masks = True
 
     def __init__(
         self,
@@ -90,8 +96,18 @@ class DQN(RLPolicy):
         self.target_updater = TargetUpdater(self.target_net, self.net, target_tau, target_update_interval)
 
     def build_net(self, spec: EnvSpec) -> nn.Module:
-        """The online Q-network: obs (B, *obs_shape) -> q (B, n_actions)."""
-        return DQNNet(spec.obs_shape, spec.n_actions, self.hparams.hidden_sizes, self.hparams.dueling)
+        """The online Q-network: obs (B, *obs_shape) -> q (B, n_actions); with action masks its input is
+        the features before the mask, (B, obs_dim - n_actions)."""
+        obs_shape = (spec.obs_shape[0] - spec.n_actions,) if spec.action_mask else spec.obs_shape
+        return DQNNet(obs_shape, spec.n_actions, self.hparams.hidden_sizes, self.hparams.dueling)
+
+    def masked_q(self, net: nn.Module, obs: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``(q (B, A), legal (B, A) bool or None)``: ``net``'s Q-values of ``obs (B, *obs_shape)``, illegal
+        actions at the lowest float (with action masks; else the plain Q-values and ``None``)."""
+        if not self.spec.action_mask:
+            return net(obs), None
+        features, legal = split_action_mask(obs, self.spec.n_actions)
+        return mask_illegal(net(features), legal), legal
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # fused: one kernel for all parameters, ~40 us/step less than the per-tensor loop on CPU
@@ -99,10 +115,10 @@ class DQN(RLPolicy):
 
     @torch.no_grad()
     def act(self, obs: Tensor, mode: ActMode = "eval", env_steps: int = 0, generator: Rng = None) -> Tensor:
-        q = self.net(obs.to(self.device))
+        q, legal = self.masked_q(self.net, obs.to(self.device))
         if mode == "eval":
             return q.argmax(dim=-1)
-        return epsilon_greedy(q, self.epsilon(env_steps), generator)
+        return epsilon_greedy(q, self.epsilon(env_steps), generator, legal)
 
     def compute_loss(self, batch: TensorDict) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """TD loss of one replay batch (plus the CQL penalty with ``cql_alpha``).
@@ -111,7 +127,9 @@ class DQN(RLPolicy):
         (``td_loss``, and ``cql_penalty`` with CQL, are also the terms checked for non-finite values).
         """
         q, loss, priority = self.td_loss(batch)
-        extra = {"td_loss": loss.detach(), "q_mean": q.detach().mean()}
+        q = q.detach()
+        q_mean = q[q > torch.finfo(q.dtype).min].mean() if self.spec.action_mask else q.mean()  # legal only
+        extra = {"td_loss": loss.detach(), "q_mean": q_mean}
         if self.hparams.cql_alpha > 0:
             penalty = cql_penalty(q, batch[keys.ACTION], batch.get(keys.WEIGHT, None))
             loss = loss + self.hparams.cql_alpha * penalty
@@ -121,11 +139,11 @@ class DQN(RLPolicy):
     def td_loss(self, batch: TensorDict) -> tuple[Tensor, Tensor, Tensor]:
         """``(q (B, A) online Q-values at obs, TD loss (), |TD error| (B,))`` of one batch."""
         obs, next_obs = batch[keys.OBS], batch[keys.NEXT_OBS]
-        q = self.net(obs)
+        q, _ = self.masked_q(self.net, obs)
         with torch.no_grad():
-            next_q = self.target_net(next_obs)
+            next_q, _ = self.masked_q(self.target_net, next_obs)
             # double DQN: the online net picks the bootstrap action, the target net values it
-            next_action = self.net(next_obs).argmax(dim=-1) if self.hparams.double else None
+            next_action = self.masked_q(self.net, next_obs)[0].argmax(dim=-1) if self.hparams.double else None
         data = QNStepData(
             q=q,
             next_q=next_q,

@@ -48,6 +48,8 @@ class R2D2(DQN):
         priority_eta: the max / mean mix of a sequence's priority.
     """
 
+    action_masks = False  # no masked heads yet: a masked env is an error, not ignored
+
     data_protocol = SequenceSource
 
     def __init__(

@@ -71,6 +71,8 @@ class Rainbow(DQN):
             and DQN's 1.0 -> 0.05 without.
     """
 
+    action_masks = False  # no masked heads yet: a masked env is an error, not ignored
+
     def __init__(
         self,
         noisy: bool = True,

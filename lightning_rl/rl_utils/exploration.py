@@ -20,14 +20,22 @@ __all__ = [
 ]
 
 
-def epsilon_greedy(q: torch.Tensor, epsilon: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def epsilon_greedy(
+    q: torch.Tensor,
+    epsilon: float,
+    generator: torch.Generator | None = None,
+    legal: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Greedy actions, each row independently replaced by a uniform random action with probability epsilon.
 
-    The random action is drawn from all actions (it may coincide with the greedy one), as in DQN.
+    The random action is drawn from all actions (it may coincide with the greedy one), as in DQN, or,
+    with ``legal``, from the legal ones (``q`` is then expected masked already, see
+    :func:`lightning_rl.torch_utils.mask_illegal`, so the greedy action is legal too).
     Random numbers are drawn on the generator's device (CPU by default) and moved to ``q``'s device.
 
     Shapes:
         - q: :math:`(B, A)`.
+        - legal: :math:`(B, A)` bool, at least one True per row, or ``None``.
         - output: :math:`(B,)` int64.
     """
     check_dim("q", q, 2, "(B, A)")
@@ -35,7 +43,11 @@ def epsilon_greedy(q: torch.Tensor, epsilon: float, generator: torch.Generator |
     batch_size, action_dim = q.shape
     device = generator.device if generator is not None else q.device
     explore = torch.rand(batch_size, generator=generator, device=device) < epsilon
-    random_action = torch.randint(action_dim, (batch_size,), generator=generator, device=device)
+    if legal is None:
+        random_action = torch.randint(action_dim, (batch_size,), generator=generator, device=device)
+    else:  # uniform among the legal actions: the largest of i.i.d. uniform scores that are legal
+        scores = torch.rand((batch_size, action_dim), generator=generator, device=device)
+        random_action = scores.masked_fill(~legal.to(device), -1.0).argmax(dim=-1)
     greedy_action = q.argmax(dim=-1)
     return torch.where(explore.to(q.device), random_action.to(q.device), greedy_action)
 

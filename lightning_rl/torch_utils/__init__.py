@@ -3,6 +3,7 @@
 Imports only torch, numpy and ``lightning_rl.utils``; never policies, DataModules or Lightning.
 """
 
+from lightning_rl.torch_utils.masking import mask_illegal, split_action_mask
 from lightning_rl.torch_utils.network import (
     MLPEncoder,
     NatureCNNEncoder,
@@ -22,7 +23,9 @@ __all__ = [
     "TargetUpdater",
     "hard_update",
     "make_encoder",
+    "mask_illegal",
     "mlp_layers",
     "orthogonal_init_",
     "soft_update",
+    "split_action_mask",
 ]
