@@ -25,8 +25,9 @@ from lightning_rl.envs import (
     resolve_env_factory,
     run_episodes,
 )
+from lightning_rl.envs.two_player import Opponent, OpponentPool, TwoPlayerEnv
 from lightning_rl.envs.vector import EnvFactory, Vectorization, check_manager_kwargs
-from lightning_rl.utils.checks import check_at_least, check_choice, check_positive
+from lightning_rl.utils.checks import ConfigError, check_at_least, check_choice, check_positive
 
 if TYPE_CHECKING:
     from lightning_rl.data.background import BackgroundCollection
@@ -62,6 +63,12 @@ class EnvDataModule(pl.LightningDataModule):
             ``{is_train: false}`` to score whole games with unclipped rewards; the spaces must not change.
             (How many episodes, from which seed and how often: the ``Evaluator``'s knobs.)
 
+    Two-player games (``env_id: connect_four_v3``, any PettingZoo AEC game; ``EnvSpec.two_player``): the
+    training envs draw their opponents from this DataModule's :class:`~lightning_rl.envs.OpponentPool`
+    (uniformly random legal moves until a league callback sets the matchmaking,
+    :meth:`set_matchmaking`), and evaluation plays the random opponent, the learner's seat alternating.
+    They run in-process (``vectorization: sync``): the opponents are networks in this process.
+
     Subclasses state only their own arguments and pass the rest on (``**kwargs``); LightningCLI resolves
     them to these, and :meth:`save_hyperparameters` here records the whole chain.
     """
@@ -96,6 +103,18 @@ class EnvDataModule(pl.LightningDataModule):
         self.env_name, self.make_env = resolve_env_factory(env_id, env_fn, env_kwargs)
         self.env_spec: dict[str, Any] = probe_env_spec(self.env_name, self.make_env).to_dict()
         self.make_eval_env = self.make_env
+        self.opponents: OpponentPool | None = None  # the training envs' opponents (two-player games)
+        if self.env_spec.get("two_player"):
+            if vectorization != "sync":
+                raise ConfigError(
+                    "vectorization: two-player games run in-process (their opponents are networks of this "
+                    "process); set sync",
+                    "vectorization",
+                    f"two-player games run in-process (their opponents are networks of this process), got "
+                    f"{vectorization!r}",
+                    "'sync'",
+                )
+            self.opponents = OpponentPool(seed)
         if eval_env_kwargs:
             _, self.make_eval_env = resolve_env_factory(
                 env_id, env_fn, {**(env_kwargs or {}), **eval_env_kwargs}
@@ -124,6 +143,26 @@ class EnvDataModule(pl.LightningDataModule):
 
     def update_priority(self, index: Tensor, priority: Tensor) -> None:
         """No priorities here (on-policy and uniform data); prioritized replay overrides it."""
+
+    # --- two-player games (lightning_rl.contract.OpponentSource) -----------------------------------
+    def set_matchmaking(self, choose: Callable[[], str], opponents: dict[str, Opponent]) -> None:
+        """Every new game of the training envs plays ``choose()``, an id of ``opponents`` or ``"random"``."""
+        self._require_opponents().set_matchmaking(choose, opponents)
+
+    def game_results(self) -> list[tuple[str, str, int]]:
+        """``(opponent, outcome for the learner, learner's seat)`` of the games finished since last called."""
+        return [(r.opponent, r.outcome, r.seat) for r in self._require_opponents().drain()]
+
+    def _require_opponents(self) -> OpponentPool:
+        if self.opponents is None:
+            raise ConfigError(
+                f"env '{self.env_name}' is no two-player game: league and self-play need one (a PettingZoo "
+                "AEC game id such as connect_four_v3 or tictactoe_v3)",
+                "data.init_args.env_id",
+                f"env '{self.env_name}' is no two-player game",
+                "a PettingZoo AEC game id, e.g. connect_four_v3 or tictactoe_v3",
+            )
+        return self.opponents
 
     def metrics(self) -> dict[str, float]:
         """``collect/…`` figures of the training envs (logged by the ``DataMetrics`` callback)."""
@@ -163,6 +202,8 @@ class EnvDataModule(pl.LightningDataModule):
     def make_vector_env(self, n_envs: int, evaluation: bool = False) -> EnvManager:
         """``n_envs`` training (or ``evaluation``) envs behind this DataModule's env manager."""
         make, manager_kwargs = self.make_env, self.env_manager
+        if self.opponents is not None and not evaluation:  # training games draw from the pool
+            make = functools.partial(_with_opponents, make, self.opponents)
         if evaluation:  # as many workers as configured, but never more than the (fewer) eval envs
             make, manager_kwargs = self.make_eval_env, dict(self.env_manager)
             if "n_workers" in manager_kwargs:
@@ -228,6 +269,16 @@ class EnvDataModule(pl.LightningDataModule):
         if self._eval_env is not None:
             self._eval_env.close()
             self._eval_env = None
+
+
+def _with_opponents(make: Callable[[], gym.Env], pool: OpponentPool) -> gym.Env:
+    """A two-player env from ``make()`` whose games draw their opponents from ``pool``."""
+    env = make()
+    game = env.unwrapped
+    if not isinstance(game, TwoPlayerEnv):
+        raise TypeError(f"the env spec says two-player, but the env built is a {type(game).__name__}")
+    game.attach(pool)
+    return env
 
 
 class Restartable:

@@ -12,7 +12,7 @@ Shapes: ``E`` envs, ``B`` batch, ``T`` time steps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import torch
@@ -30,6 +30,7 @@ __all__ = [
     "Actor",
     "DataSource",
     "Minibatch",
+    "OpponentSource",
     "RecurrentActor",
     "RolloutActor",
     "ContractError",
@@ -138,6 +139,27 @@ class SequenceSource(DataSource, Protocol):
     nstep: int  # n of the n-step targets computed within sequences
 
     # update_priority takes one priority (B,) per sampled sequence
+
+
+@runtime_checkable
+class OpponentSource(DataSource, Protocol):
+    """A DataModule whose training envs are the learner's seat of two-player games
+    (``EnvSpec.two_player``): the league callbacks choose its opponents and read the games' results.
+
+    An opponent is a callable from packed observations ``(B, D + A)`` to legal actions ``(B,)``
+    (``lightning_rl.envs.two_player.Opponent``); ``"random"`` (uniformly random legal moves) is always
+    there."""
+
+    def set_matchmaking(
+        self, choose: Callable[[], str], opponents: Mapping[str, Callable[[Tensor], Tensor]]
+    ) -> None:
+        """Every new game of the training envs plays ``choose()``: an id of ``opponents`` or ``"random"``."""
+        ...
+
+    def game_results(self) -> list[tuple[str, str, int]]:
+        """``(opponent id, "win" | "draw" | "loss" for the learner, learner's seat)`` of the games the
+        training envs finished since the last call, in order."""
+        ...
 
 
 _P = TypeVar("_P")

@@ -11,6 +11,7 @@ from lightning_rl.envs.manager import (
     SyncEnvManager,
 )
 from lightning_rl.envs.multi_agent import LBForagingEnv, MultiAgentEnv, MultiAgentLayout, PettingZooEnv
+from lightning_rl.envs.two_player import RANDOM, GameResult, OpponentPool, RandomOpponent, TwoPlayerEnv
 from lightning_rl.envs.vector import make_vector_env, probe_env_spec, resolve_env_factory, true_next_obs
 
 __all__ = [
@@ -26,6 +27,11 @@ __all__ = [
     "MultiAgentLayout",
     "PettingZooEnv",
     "EpisodeStats",
+    "GameResult",
+    "OpponentPool",
+    "RANDOM",
+    "RandomOpponent",
+    "TwoPlayerEnv",
     "check_reports_episodes",
     "finished_episodes",
     "make_vector_env",

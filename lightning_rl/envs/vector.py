@@ -8,6 +8,7 @@ and callers recover the true next observation with :func:`true_next_obs`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from functools import partial
@@ -20,6 +21,7 @@ from lightning_rl.envs.manager import EnvManager, SubprocessEnvManager, SyncEnvM
 from lightning_rl.envs.manager.base import factory_name
 from lightning_rl.envs.manager.faults import FAULT_KNOBS, FaultLimits
 from lightning_rl.envs.multi_agent import MultiAgentEnv
+from lightning_rl.envs.two_player import TwoPlayerEnv, aec_game_factory
 from lightning_rl.spec import EnvSpec
 from lightning_rl.utils.checks import check_choice, check_int
 
@@ -30,7 +32,11 @@ EnvFactory = Callable[..., gym.Env]
 def resolve_env_factory(
     env_id: str | None, env_fn: EnvFactory | None, env_kwargs: dict[str, Any] | None = None
 ) -> tuple[str, Callable[[], gym.Env]]:
-    """Return ``(name, make)`` where ``make()`` builds one env; validates the id before anything runs."""
+    """Return ``(name, make)`` where ``make()`` builds one env; validates the id before anything runs.
+
+    ``env_id`` is a registered gymnasium id or a two-player PettingZoo AEC game
+    (:class:`~lightning_rl.envs.TwoPlayerEnv`: ``connect_four_v3``, ``tictactoe_v3``, ``package.module``).
+    """
     env_kwargs = dict(env_kwargs or {})
     if (env_id is None) == (env_fn is None):
         raise ValueError("exactly one of 'env_id' (a gymnasium id) or 'env_fn' (a factory) must be set")
@@ -41,6 +47,12 @@ def resolve_env_factory(
             )
         return factory_name(env_fn), partial(env_fn, **env_kwargs)
     if env_id not in gym.registry:
+        try:  # a two-player PettingZoo game by its id, e.g. connect_four_v3
+            aec_game_factory(env_id)
+        except ValueError:
+            pass
+        else:
+            return env_id, partial(TwoPlayerEnv, env_id, **env_kwargs)
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
         hint = (
             f"; did you mean {close}?"
@@ -59,7 +71,10 @@ def probe_env_spec(name: str, make: Callable[[], gym.Env]) -> EnvSpec:
             return EnvSpec.from_multi_agent_layout(
                 name, env.observation_space, env.unwrapped.layout.to_dict()
             )
-        return EnvSpec.from_spaces(name, env.observation_space, env.action_space)
+        spec = EnvSpec.from_spaces(name, env.observation_space, env.action_space)
+        if isinstance(env.unwrapped, TwoPlayerEnv):  # the learner's seat: legal moves in the observation
+            spec = dataclasses.replace(spec, action_mask=True, two_player=True)
+        return spec
     finally:
         env.close()
 
