@@ -114,12 +114,17 @@ class League:
         self.rng = np.random.default_rng(seed)
 
     # --- players ------------------------------------------------------------------------------------
-    def add_player(self, role: Role, weights: Any = None) -> Player:
-        """A new active player (``weights`` are also its restart point) or historical one."""
+    def add_player(self, role: Role, weights: Any = None, player_id: str | None = None) -> Player:
+        """A new active player (``weights`` are also its restart point) or historical one, named
+        ``player_id`` or ``"<role>_<n>"``."""
         if role not in (*ACTIVE_ROLES, "historical"):
             raise ValueError(f"role must be one of {[*ACTIVE_ROLES, 'historical']}, got {role!r}")
-        count = sum(p.role == role for p in self.players.values())
-        player = Player(f"{role}_{count}", role, weights=copy.deepcopy(weights))
+        if player_id is None:  # the next free "<role>_<n>" (players named otherwise do not count)
+            n = sum(p.player_id.startswith(f"{role}_") for p in self.players.values())
+            player_id = f"{role}_{n}"
+        if player_id in self.players:
+            raise ValueError(f"the league has a player {player_id!r} already")
+        player = Player(player_id, role, weights=copy.deepcopy(weights))
         self.players[player.player_id] = player
         if role != "historical":
             self.initial_weights[player.player_id] = copy.deepcopy(weights)
