@@ -17,6 +17,7 @@ plays uniformly random legal moves.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -111,23 +112,46 @@ class OpponentPool:
 
 
 def aec_game_factory(game: str) -> Callable[..., Any]:
-    """A PettingZoo AEC game's ``env`` factory: ``"connect_four_v3"`` (a ``pettingzoo.classic`` game),
-    ``"package.module"`` (its ``env``) or ``"package.module:function"``; ``ValueError`` if none."""
+    """A PettingZoo AEC game's factory (keyword arguments -> ``AECEnv``); ``ValueError`` if none.
+
+    ``game`` is an id of PettingZoo's registry (``"classic/connect_four-v3"``), its module's name
+    (``"connect_four_v3"``, ``"tictactoe_v3"``: the registry entry ``<namespace>/connect_four-v3``), or, for a
+    game of your own, ``"package.module"`` (its ``env``) or ``"package.module:function"``.
+    """
+    registered = _registered_aec_id(game)
+    if registered is not None:
+        import pettingzoo
+
+        return functools.partial(pettingzoo.make, "aec", registered)
     module_name, _, attribute = game.partition(":")
-    candidates = [module_name] if "." in module_name else [f"pettingzoo.classic.{module_name}", module_name]
-    for name in candidates:
+    if "." in module_name:
         try:
-            module = importlib.import_module(name)
+            factory = getattr(importlib.import_module(module_name), attribute or "env", None)
         except ImportError:
-            continue
-        factory = getattr(module, attribute or "env", None)
+            factory = None
         if callable(factory):
             return factory
     raise ValueError(
-        f"'{game}' is no PettingZoo AEC game: use a pettingzoo.classic id (e.g. connect_four_v3, "
-        "tictactoe_v3), a module with env(), or 'module:function' (pettingzoo needs pip install "
-        "'lightning-rl[marl]')"
+        f"'{game}' is no PettingZoo AEC game: use a registered id (e.g. connect_four_v3, tictactoe_v3, "
+        "classic/connect_four-v3; pettingzoo.pprint_registry() lists them), a module with env(), or "
+        "'package.module:function'"
     )
+
+
+def _registered_aec_id(game: str) -> str | None:
+    """``game``'s id in PettingZoo's AEC registry (also for a module name ``name_vN``), or ``None``."""
+    try:
+        import pettingzoo
+    except ImportError:
+        return None
+    if game in pettingzoo.aec_registry:
+        return game
+    name, _, version = game.rpartition("_v")
+    if name and version.isdigit():
+        matches = [key for key in pettingzoo.aec_registry if key.split("/")[-1] == f"{name}-v{version}"]
+        if len(matches) == 1:
+            return matches[0]
+    return None
 
 
 class TwoPlayerEnv(gym.Env):

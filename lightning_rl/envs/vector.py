@@ -34,8 +34,9 @@ def resolve_env_factory(
 ) -> tuple[str, Callable[[], gym.Env]]:
     """Return ``(name, make)`` where ``make()`` builds one env; validates the id before anything runs.
 
-    ``env_id`` is a registered gymnasium id or a two-player PettingZoo AEC game
-    (:class:`~lightning_rl.envs.TwoPlayerEnv`: ``connect_four_v3``, ``tictactoe_v3``, ``package.module``).
+    ``env_id`` is a registered gymnasium id or a two-player PettingZoo AEC game (a
+    :class:`~lightning_rl.envs.TwoPlayerEnv`; ids as :func:`~lightning_rl.envs.two_player.aec_game_factory`
+    takes them: ``connect_four_v3``, ``tictactoe_v3``, ``package.module:function``).
     """
     env_kwargs = dict(env_kwargs or {})
     if (env_id is None) == (env_fn is None):
@@ -57,7 +58,8 @@ def resolve_env_factory(
         hint = (
             f"; did you mean {close}?"
             if close
-            else "; see gymnasium.pprint_registry() for the registered ids"
+            else "; see gymnasium.pprint_registry() for the registered ids (two-player games: "
+            "pettingzoo.pprint_registry()'s AEC ids, e.g. connect_four_v3)"
         )
         raise ValueError(f"env_id: unknown gymnasium environment id '{env_id}'{hint}")
     return env_id, partial(gym.make, env_id, **env_kwargs)
