@@ -281,12 +281,16 @@ class LeagueCallback(pl.Callback):
 
 
 class SelfPlayCallback(LeagueCallback):
-    """Uniform self-play (nerveX's): a snapshot of the learner every ``snapshot_interval`` env steps, and
-    every game against one of all the snapshots so far, uniformly (against its current weights until the
-    first snapshot). Payoff, ratings, files and checkpoints as :class:`LeagueCallback`'s.
+    """Uniform self-play (nerveX's; :meth:`~lightning_rl.league.League.uniform_self_play`): a snapshot of
+    the learner every ``snapshot_interval`` env steps; each game against its current weights with
+    probability ``self_play_prob``, else against one of all its snapshots so far, uniformly. Payoff,
+    ratings, files and checkpoints as :class:`LeagueCallback`'s.
 
     Args:
         snapshot_interval: env steps between snapshots.
+        self_play_prob: the share of games against its current weights (1: naive self-play; 0: against
+            snapshots only, fictitious play, whose current strategy cycles in games with a mixed
+            equilibrium).
         include_random, opponent_mode, log_interval, payoff_decay, min_games, seed: as
             :class:`LeagueCallback`'s (``include_random`` is off here: pure self-play).
     """
@@ -294,6 +298,7 @@ class SelfPlayCallback(LeagueCallback):
     def __init__(
         self,
         snapshot_interval: int = 20_000,
+        self_play_prob: float = 0.5,
         include_random: bool = False,
         opponent_mode: ActMode = "collect",
         log_interval: int = 10_000,
@@ -301,18 +306,12 @@ class SelfPlayCallback(LeagueCallback):
         min_games: float = 8.0,
         seed: int = 0,
     ):
+        check_int("snapshot_interval", snapshot_interval, 1)
         super().__init__(
-            min_snapshot_steps=snapshot_interval,
-            max_snapshot_steps=snapshot_interval,
-            pfsp_prob=1.0,
-            verification_prob=0.0,
-            main_weighting="uniform",
-            payoff_decay=payoff_decay,
-            min_games=min_games,
-            include_random=include_random,
-            opponent_mode=opponent_mode,
-            log_interval=log_interval,
-            seed=seed,
+            include_random=include_random, opponent_mode=opponent_mode, log_interval=log_interval, seed=seed
+        )
+        self.league = League.uniform_self_play(
+            snapshot_interval, self_play_prob, payoff_decay, min_games, seed
         )
 
 

@@ -144,3 +144,22 @@ def test_the_league_state_round_trips_exactly_including_its_random_generator():
     assert restored.elo.rating("main_0") == league.elo.rating("main_0")
     assert restored.trueskill.rating("main_0") == league.trueskill.rating("main_0")
     assert not math.isnan(restored.payoff.win_rate("main_0", "historical_1"))
+
+
+def test_uniform_self_play_mixes_its_current_weights_and_every_snapshot_alike():
+    league = League.uniform_self_play(snapshot_interval=100, self_play_prob=0.25, seed=0)
+    league.add_player("main", weights=0, player_id="main_0")
+    assert league.choose_opponent("main_0") == "main_0"  # no snapshot yet: itself
+    league.add_steps("main_0", 99)
+    assert not league.ready_to_snapshot("main_0")
+    for version in range(3):
+        league.add_steps("main_0", 100)
+        assert league.ready_to_snapshot("main_0")
+        league.snapshot("main_0", weights=version)
+    picks = [league.choose_opponent("main_0") for _ in range(4000)]
+    counts = {p: picks.count(p) for p in set(picks)}
+    assert counts["main_0"] == pytest.approx(1000, abs=100)
+    for snapshot in ("historical_0", "historical_1", "historical_2"):
+        assert counts[snapshot] == pytest.approx(1000, abs=100)
+    with pytest.raises(ValueError, match="self_play_prob"):
+        League.uniform_self_play(10, self_play_prob=1.5)

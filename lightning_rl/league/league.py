@@ -60,8 +60,8 @@ class League:
       snapshots by PFSP ``"variance"``.
     * ``league_exploiter``: every historical player by PFSP ``"squared"``.
 
-    Uniform self-play is ``pfsp_prob=1, main_weighting="uniform"``: every snapshot of the main player
-    alike.
+    Uniform self-play (:meth:`uniform_self_play`) is ``main_weighting="uniform"`` without verification:
+    every snapshot of the main player alike, or its current weights.
 
     Snapshots (:meth:`ready_to_snapshot`): once a player has trained ``min_snapshot_steps`` since its
     last snapshot, it is frozen when it wins at least ``snapshot_win_rate`` against its targets (main:
@@ -112,6 +112,36 @@ class League:
         self.players: dict[str, Player] = {}
         self.initial_weights: dict[str, Any] = {}  # active player id -> the weights it restarts from
         self.rng = np.random.default_rng(seed)
+
+    @classmethod
+    def uniform_self_play(
+        cls,
+        snapshot_interval: int,
+        self_play_prob: float = 0.5,
+        payoff_decay: float = 0.99,
+        min_games: float = 8.0,
+        seed: int = 0,
+    ) -> League:
+        """Uniform self-play: a snapshot of the main player every ``snapshot_interval`` env steps; each
+        game against its current weights with probability ``self_play_prob`` (naive self-play: 1), else
+        against one of its snapshots drawn uniformly (fictitious play: 0).
+
+        Why both halves by default: against snapshots only, the learner best-responds to their average,
+        which is fictitious play, whose *current* strategy keeps cycling around a mixed equilibrium
+        (only its average converges); the games against itself make it converge (``app_zoo/league_demo``).
+        """
+        if not 0.0 <= self_play_prob <= 1.0:
+            raise ValueError(f"self_play_prob must be in [0, 1], got {self_play_prob}")
+        return cls(
+            min_snapshot_steps=snapshot_interval,
+            max_snapshot_steps=snapshot_interval,
+            pfsp_prob=1.0 - self_play_prob,
+            verification_prob=0.0,
+            main_weighting="uniform",
+            payoff_decay=payoff_decay,
+            min_games=min_games,
+            seed=seed,
+        )
 
     # --- players ------------------------------------------------------------------------------------
     def add_player(self, role: Role, weights: Any = None, player_id: str | None = None) -> Player:
