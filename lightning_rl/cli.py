@@ -334,7 +334,8 @@ def main(args: list[str] | None = None) -> None:
     except ReportedError as err:  # bad input, a damaged file, a diverged run: one line, no traceback
         if os.environ.get(DEBUG_ENV, "0") not in ("", "0"):
             traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
+        # a field's error raised once fit runs (e.g. a callback meeting the wrong env) names its field too
+        print(f"error: {err.line() if isinstance(err, ConfigError) else err}", file=sys.stderr)
         sys.exit(err.exit_code)
     finally:
         # Lightning leaves the process group up after fit; torch's gloo threads torn down at interpreter
