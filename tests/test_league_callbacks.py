@@ -148,7 +148,5 @@ def test_a_resumed_run_continues_the_same_league(tmp_path):
     assert_same(capture.state, saved)  # payoff, players and snapshots, ratings, matchmaking RNG, history
     # ... and it keeps going: the old snapshots are opponents again, new ones join them
     league = league_of(resumed).league
-    assert set(
-        saved["league"]["players"][i]["player_id"] for i in range(len(saved["league"]["players"]))
-    ) < set(league.players)
+    assert {player["player_id"] for player in saved["league"]["players"]} < set(league.players)
     assert league_of(resumed).games > saved["games"]
