@@ -127,9 +127,9 @@ class DQN(RLPolicy):
         (``td_loss``, and ``cql_penalty`` with CQL, are also the terms checked for non-finite values).
         """
         q, loss, priority = self.td_loss(batch)
-        q = q.detach()
-        q_mean = q[q > torch.finfo(q.dtype).min].mean() if self.spec.action_mask else q.mean()  # legal only
-        extra = {"td_loss": loss.detach(), "q_mean": q_mean}
+        values = q.detach()  # q itself stays differentiable: the CQL penalty below trains through it
+        legal_values = values[values > torch.finfo(values.dtype).min] if self.spec.action_mask else values
+        extra = {"td_loss": loss.detach(), "q_mean": legal_values.mean()}
         if self.hparams.cql_alpha > 0:
             penalty = cql_penalty(q, batch[keys.ACTION], batch.get(keys.WEIGHT, None))
             loss = loss + self.hparams.cql_alpha * penalty
