@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_rl.torch_utils.masking import split_action_mask
+from lightning_rl.torch_utils.masking import random_legal_actions, split_action_mask
 
 __all__ = [
     "RANDOM",
@@ -67,8 +67,7 @@ class RandomOpponent:
 
     def __call__(self, obs: Tensor) -> Tensor:
         _, legal = split_action_mask(obs, self.n_actions)
-        scores = torch.rand(legal.shape, generator=self.generator)
-        return scores.masked_fill(~legal, -1.0).argmax(dim=-1)
+        return random_legal_actions(legal, self.generator)
 
 
 class OpponentPool:

@@ -20,7 +20,7 @@ from lightning_rl.envs.multi_agent import MultiAgentLayout
 from lightning_rl.models.distributions import CategoricalDist
 from lightning_rl.models.multi_agent import AgentIds
 from lightning_rl.models.value_ac import HIDDEN_GAIN, POLICY_GAIN, VALUE_GAIN
-from lightning_rl.torch_utils import mask_illegal, mlp_layers, orthogonal_init_
+from lightning_rl.torch_utils import mask_illegal, mlp_layers, orthogonal_init_, with_all_legal_fallback
 
 __all__ = ["COMACritic", "COMANet", "MultiAgentValueAC", "SharedAgentActor"]
 
@@ -71,7 +71,7 @@ class SharedAgentActor(nn.Module):
         parts = self.layout.unpack(obs)
         logits = self.net(self.with_ids(parts[keys.AGENT_OBS]))
         allowed = parts[keys.ACTION_MASK]
-        return CategoricalDist(mask_illegal(logits, allowed | ~allowed.any(-1, keepdim=True)))
+        return CategoricalDist(mask_illegal(logits, with_all_legal_fallback(allowed)))
 
 
 class MultiAgentValueAC(nn.Module):

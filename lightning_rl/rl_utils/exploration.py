@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 
 from lightning_rl.rl_utils._checks import check_dim, check_non_negative, check_unit_interval
+from lightning_rl.torch_utils.masking import random_legal_actions
 from lightning_rl.utils.checks import check_positive
 
 __all__ = [
@@ -45,9 +46,8 @@ def epsilon_greedy(
     explore = torch.rand(batch_size, generator=generator, device=device) < epsilon
     if legal is None:
         random_action = torch.randint(action_dim, (batch_size,), generator=generator, device=device)
-    else:  # uniform among the legal actions: the largest of i.i.d. uniform scores that are legal
-        scores = torch.rand((batch_size, action_dim), generator=generator, device=device)
-        random_action = scores.masked_fill(~legal.to(device), -1.0).argmax(dim=-1)
+    else:
+        random_action = random_legal_actions(legal.to(device), generator)
     greedy_action = q.argmax(dim=-1)
     return torch.where(explore.to(q.device), random_action.to(q.device), greedy_action)
 

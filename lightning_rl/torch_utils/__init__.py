@@ -3,7 +3,12 @@
 Imports only torch, numpy and ``lightning_rl.utils``; never policies, DataModules or Lightning.
 """
 
-from lightning_rl.torch_utils.masking import mask_illegal, split_action_mask
+from lightning_rl.torch_utils.masking import (
+    mask_illegal,
+    random_legal_actions,
+    split_action_mask,
+    with_all_legal_fallback,
+)
 from lightning_rl.torch_utils.network import (
     MLPEncoder,
     NatureCNNEncoder,
@@ -24,8 +29,10 @@ __all__ = [
     "hard_update",
     "make_encoder",
     "mask_illegal",
+    "random_legal_actions",
     "mlp_layers",
     "orthogonal_init_",
     "soft_update",
     "split_action_mask",
+    "with_all_legal_fallback",
 ]
