@@ -30,7 +30,7 @@ from solve_race import quiet_lightning
 
 from lightning_rl.callbacks import LeagueCallback, PolicyOpponent
 from lightning_rl.cli import RLCLI
-from lightning_rl.envs import OpponentPool, TwoPlayerEnv
+from lightning_rl.envs import play_games
 from lightning_rl.policies import PPO
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -40,22 +40,10 @@ GAME = "connect_four_v3"
 
 def play(policy: Any, opponent: Any, games: int, mode: str, seed: int) -> dict[str, float]:
     """``policy`` against ``opponent`` (``None``: random moves): win, draw and loss rates of ``policy``."""
-    env, pool = TwoPlayerEnv(GAME), OpponentPool(seed)
-    env.attach(pool)
     generator = torch.Generator().manual_seed(seed)
-    if opponent is not None:
-        pool.set_matchmaking(
-            lambda: "opponent", {"opponent": PolicyOpponent(opponent, mode, 10**9, generator)}
-        )
-    obs, _ = env.reset(seed=seed)
-    for _ in range(games):
-        done = False
-        while not done:
-            action = policy.act(torch.as_tensor(obs)[None], mode=mode, env_steps=10**9, generator=generator)
-            obs, _, terminated, truncated, _ = env.step(int(action[0]))
-            done = terminated or truncated
-        obs, _ = env.reset()
-    outcomes = [result.outcome for result in pool.drain()]
+    player = PolicyOpponent(policy, mode, 10**9, generator)
+    rival = None if opponent is None else PolicyOpponent(opponent, mode, 10**9, generator)
+    outcomes = [result.outcome for result in play_games(player, GAME, games, rival, seed)]
     return {k: outcomes.count(k) / len(outcomes) for k in ("win", "draw", "loss")}
 
 

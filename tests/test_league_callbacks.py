@@ -12,8 +12,9 @@ import pytorch_lightning as pl
 import torch
 import yaml
 
-from lightning_rl.callbacks import LeagueCallback
+from lightning_rl.callbacks import LeagueCallback, PolicyOpponent
 from lightning_rl.cli import RLCLI
+from lightning_rl.envs import play_games
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -150,3 +151,13 @@ def test_a_resumed_run_continues_the_same_league(tmp_path):
     league = league_of(resumed).league
     assert {player["player_id"] for player in saved["league"]["players"]} < set(league.players)
     assert league_of(resumed).games > saved["games"]
+
+
+@pytest.mark.learning
+@pytest.mark.slow
+def test_tictactoe_self_play_never_loses_to_random_moves(tmp_path):
+    """configs/tictactoe_selfplay.yaml as shipped (~2.5 min): no loss in 200 games against random moves."""
+    cli = RLCLI(args=fit_args(str(REPO / "configs" / "tictactoe_selfplay.yaml"), tmp_path))
+    policy = PolicyOpponent(cli.model.cpu().eval(), "eval", cli.datamodule.env_steps)
+    results = play_games(policy, "tictactoe_v3", 200, seed=123)
+    assert [r.outcome for r in results].count("loss") == 0

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lightning_rl.datamodules import OffPolicyDataModule, OnPolicyDataModule
-from lightning_rl.envs import OpponentPool, RandomOpponent, TwoPlayerEnv
+from lightning_rl.envs import OpponentPool, RandomOpponent, TwoPlayerEnv, play_games
 from lightning_rl.envs.two_player import GameResult, aec_game_factory
 from lightning_rl.envs.vector import probe_env_spec, resolve_env_factory
 from lightning_rl.models import ValueAC
@@ -111,6 +111,21 @@ def test_opponents_come_from_the_pools_matchmaking():
     pool.set_matchmaking(lambda: "nobody", {})
     with pytest.raises(KeyError, match="nobody"):
         env.reset()
+
+
+def lowest_legal_move(obs: torch.Tensor) -> torch.Tensor:
+    """An :data:`Opponent` playing the lowest legal move of each packed tic-tac-toe observation."""
+    return (obs[:, -9:] > 0.5).to(torch.int64).argmax(dim=1)
+
+
+def test_play_games_alternates_seats_and_reports_the_players_results():
+    # Both sides playing their lowest legal move: the first seat takes 0, 2, 4, 6 and wins on the diagonal.
+    results = play_games(lowest_legal_move, TICTACTOE, 6, opponent=lowest_legal_move, seed=3)
+    assert [r.seat for r in results] in ([0, 1] * 3, [1, 0] * 3)
+    assert all(r.outcome == ("win" if r.seat == 0 else "loss") and r.opponent == "opponent" for r in results)
+    against_random = play_games(lowest_legal_move, TICTACTOE, 20, seed=0)
+    assert len(against_random) == 20 and {r.opponent for r in against_random} == {"random"}
+    assert {r.outcome for r in against_random} >= {"win", "loss"}
 
 
 def test_game_ids_modules_and_functions_resolve_and_others_are_refused():

@@ -11,7 +11,14 @@ from lightning_rl.envs.manager import (
     SyncEnvManager,
 )
 from lightning_rl.envs.multi_agent import LBForagingEnv, MultiAgentEnv, MultiAgentLayout, PettingZooEnv
-from lightning_rl.envs.two_player import RANDOM, GameResult, OpponentPool, RandomOpponent, TwoPlayerEnv
+from lightning_rl.envs.two_player import (
+    RANDOM,
+    GameResult,
+    OpponentPool,
+    RandomOpponent,
+    TwoPlayerEnv,
+    play_games,
+)
 from lightning_rl.envs.vector import make_vector_env, probe_env_spec, resolve_env_factory, true_next_obs
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "RANDOM",
     "RandomOpponent",
     "TwoPlayerEnv",
+    "play_games",
     "check_reports_episodes",
     "finished_episodes",
     "make_vector_env",

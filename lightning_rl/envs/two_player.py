@@ -38,6 +38,7 @@ __all__ = [
     "RandomOpponent",
     "TwoPlayerEnv",
     "aec_game_factory",
+    "play_games",
 ]
 
 RANDOM = "random"  # the opponent id of uniformly random legal moves (every pool has it)
@@ -108,6 +109,37 @@ class OpponentPool:
         """The games finished since the last call, in order."""
         results, self._results = self._results, []
         return results
+
+
+def play_games(
+    player: Opponent,
+    game: str,
+    games: int,
+    opponent: Opponent | None = None,
+    seed: int = 0,
+    **game_kwargs: Any,
+) -> list[GameResult]:
+    """``games`` games of ``player`` against ``opponent`` (``None``: uniformly random legal moves), the
+    player's seat alternating from game to game; the results, for ``player``, in order.
+
+    Both sides are :data:`Opponent` callables (a policy: ``callbacks.PolicyOpponent(policy, mode, ...)``).
+    """
+    env, pool = TwoPlayerEnv(game, **game_kwargs), OpponentPool(seed)
+    env.attach(pool)
+    if opponent is not None:
+        pool.set_matchmaking(lambda: "opponent", {"opponent": opponent})
+    obs, _ = env.reset(seed=seed)
+    with torch.no_grad():
+        for game_index in range(games):
+            done = False
+            while not done:
+                action = int(player(torch.as_tensor(obs).unsqueeze(0))[0])
+                obs, _, terminated, truncated, _ = env.step(action)
+                done = terminated or truncated
+            if game_index + 1 < games:
+                obs, _ = env.reset()
+    env.close()
+    return pool.drain()
 
 
 def aec_game_factory(game: str) -> Callable[..., Any]:
