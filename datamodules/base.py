@@ -5,15 +5,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import gymnasium as gym
 import pytorch_lightning as pl
+from numpy.random import SeedSequence
 from pytorch_lightning.trainer.states import TrainerFn
 from tensordict import TensorDict
 from torch import Tensor, nn
 
 from lightning_rl.contract import Actor, RecurrentActor, require
+from lightning_rl.data.actors import RayActorPool, RaySettings, WorkerResult
 from lightning_rl.data.collector import CollectCounters
 from lightning_rl.data.recurrent import RecurrentStates
 from lightning_rl.envs import (
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from lightning_rl.data.background import BackgroundCollection
     from lightning_rl.data.collector import VectorCollector
 
+Collection = Literal["local", "ray"]  # where the training envs run
 # Ranks' env seeds are this far apart so that no two ranks' envs share a seed.
 RANK_SEED_STRIDE = 100_003
 # What an env manager's stats() contributes to the logged metrics (as env/<name>).
@@ -62,6 +65,13 @@ class EnvDataModule(pl.LightningDataModule):
         eval_env_kwargs: entries that override ``env_kwargs`` for the evaluation envs only, e.g. Atari's
             ``{is_train: false}`` to score whole games with unclipped rewards; the spaces must not change.
             (How many episodes, from which seed and how often: the ``Evaluator``'s knobs.)
+        collection: ``"local"``: the training envs run in this process (or its env workers);
+            ``"ray"``: in remote actor processes on Ray (:mod:`lightning_rl.data.actors`), ``ray.n_actors``
+            per rank, each with ``n_envs`` envs behind its own env manager (``vectorization`` and
+            ``env_manager`` apply per actor), streaming transitions or rollouts to this DataModule.
+        ray: with ``collection: ray``: ``n_actors`` (2), ``address`` (``None``: a local cluster for the run),
+            ``max_restarts`` (3), ``num_cpus`` and ``exploration`` (``"spread"``: Ape-X's per-actor
+            epsilon) (:class:`~lightning_rl.data.actors.RaySettings`).
 
     Two-player games (``env_id: connect_four_v3``, any PettingZoo AEC game; ``EnvSpec.two_player``): the
     training envs draw their opponents from this DataModule's :class:`~lightning_rl.envs.OpponentPool`
@@ -93,6 +103,8 @@ class EnvDataModule(pl.LightningDataModule):
         seed: int = 0,
         max_env_steps: int | None = None,
         eval_env_kwargs: dict[str, Any] | None = None,
+        collection: Collection = "local",
+        ray: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -100,6 +112,15 @@ class EnvDataModule(pl.LightningDataModule):
         check_at_least("seed", seed, 0)
         check_choice("vectorization", vectorization, ("sync", "subprocess"))
         check_manager_kwargs(vectorization, dict(env_manager or {}))
+        check_choice("collection", collection, ("local", "ray"))
+        if ray is not None and collection != "ray":
+            raise ConfigError(
+                "ray: its settings apply with collection: ray only",
+                "ray",
+                f"set with collection {collection!r}",
+                "null, or collection: ray",
+            )
+        self.ray_settings = RaySettings.from_config(ray) if collection == "ray" else None
         self.env_name, self.make_env = resolve_env_factory(env_id, env_fn, env_kwargs)
         self.env_spec: dict[str, Any] = probe_env_spec(self.env_name, self.make_env).to_dict()
         self.make_eval_env = self.make_env
@@ -113,6 +134,14 @@ class EnvDataModule(pl.LightningDataModule):
                     f"two-player games run in-process (their opponents are networks of this process), got "
                     f"{vectorization!r}",
                     "'sync'",
+                )
+            if collection == "ray":
+                raise ConfigError(
+                    "collection: two-player games run in-process (their opponents are networks of this "
+                    "process); set local",
+                    "collection",
+                    "two-player games run in-process (their opponents are networks of this process)",
+                    "'local'",
                 )
             self.opponents = OpponentPool(seed)
         if eval_env_kwargs:
@@ -134,6 +163,7 @@ class EnvDataModule(pl.LightningDataModule):
         self._eval_env: gym.vector.VectorEnv | None = None
         self.collector: VectorCollector | None = None  # training envs, built by collecting subclasses
         self._background: BackgroundCollection | None = None  # their collector thread, if asynchronous
+        self._remote: RayActorPool | None = None  # the remote actors (collection: ray)
         self.include_replay_in_state = True  # see `without_replay`
 
     # --- what the policy reads (lightning_rl.contract.DataSource) ---------------------------------
@@ -167,10 +197,14 @@ class EnvDataModule(pl.LightningDataModule):
     def metrics(self) -> dict[str, float]:
         """``collect/…`` figures of the training envs (logged by the ``DataMetrics`` callback)."""
         metrics = {"collect/episodes": float(self.counters.episodes)}
+        faults: dict[str, float] = {}
         if self.collector is not None:
             metrics.update(self.collector.episode_stats())
             faults = self.collector.env.stats()
-            metrics.update({f"env/{k}": v for k, v in faults.items() if k in ENV_FAULT_METRICS})
+        if self._remote is not None:
+            metrics.update(self._remote.metrics())
+            faults = self._remote.env_stats()
+        metrics.update({f"env/{k}": v for k, v in faults.items() if k in ENV_FAULT_METRICS})
         return metrics
 
     @property
@@ -209,6 +243,36 @@ class EnvDataModule(pl.LightningDataModule):
             if "n_workers" in manager_kwargs:
                 manager_kwargs["n_workers"] = min(manager_kwargs["n_workers"], n_envs)
         return make_vector_env(make, n_envs, self.vectorization, manager_kwargs, env_name=self.env_name)
+
+    def start_remote_actors(
+        self, policy: Actor, task: Callable[[int], tuple[str, tuple[Any, ...]]], **worker_kwargs: Any
+    ) -> RayActorPool:
+        """:attr:`ray_settings`'s actors with this DataModule's envs and a copy of ``policy``, actor ``i``'s
+        envs seeded from this rank's seed (an independent stream per actor); ``task(i)`` is its next task
+        and ``worker_kwargs`` the rest of :class:`~lightning_rl.data.actors.CollectorWorker`'s arguments."""
+        settings = self.ray_settings
+        seeds = [int(s.generate_state(1)[0]) for s in SeedSequence(self.rank_seed).spawn(settings.n_actors)]
+        make_envs = functools.partial(
+            make_vector_env,
+            self.make_env,
+            self.n_envs,
+            self.vectorization,
+            self.env_manager,
+            env_name=self.env_name,
+        )
+        spread = settings.exploration == "spread"
+        n_actors = settings.n_actors * self.world_size  # Ape-X spreads epsilon over every rank's actors
+
+        def kwargs(actor: int) -> dict[str, Any]:
+            exploration = (self.rank * settings.n_actors + actor, n_actors) if spread else None
+            return {"make_envs": make_envs, "seed": seeds[actor], "exploration": exploration, **worker_kwargs}
+
+        return RayActorPool(settings, policy, kwargs, task)
+
+    def count_remote_steps(self, result: WorkerResult) -> None:
+        """Add a remote task's env steps (global, as every rank collects alike) and finished episodes."""
+        self.counters.env_steps += result.vector_steps * self.n_envs * self.world_size
+        self.counters.episodes += len(result.returns)
 
     def preprocess_obs(self, obs: Tensor) -> Tensor:
         """What the policy sees of an observation (identity here; on-policy normalization overrides it)."""
@@ -260,6 +324,9 @@ class EnvDataModule(pl.LightningDataModule):
         if self._background is not None:
             self._background.stop()
             self._background = None
+        if self._remote is not None:
+            self._remote.close()
+            self._remote = None
         if self.collector is not None:
             self.collector.env.close()
             self.collector = None

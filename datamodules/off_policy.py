@@ -16,6 +16,7 @@ from lightning_rl import keys
 from lightning_rl.contract import Actor, StepBatches
 from lightning_rl.data import PrioritizedBuffer
 from lightning_rl.data.actor_mirror import ActorMirror
+from lightning_rl.data.actors import RayActorPool
 from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.frames import FrameStore
@@ -48,6 +49,12 @@ class OffPolicyDataModule(EnvDataModule):
     side runs ahead (unset: both run free). Items record the policy iteration of the actor that
     collected them (``max_staleness`` filters on it).
 
+    **Remote actors** (``collection: ray``, Ape-X): ``ray.n_actors`` processes each step their own
+    ``n_envs`` envs with a copy of the policy and send the n-step transitions of every ``train_freq`` env
+    steps (per actor, whole vector steps); a thread here inserts them while the learner trains, the
+    weights go out every ``actor_refresh_interval`` updates, ``sample_insert_ratio`` throttles as above,
+    and DQN's actors explore with Ape-X's fixed epsilon each (``ray.exploration: spread``).
+
     The first ``learning_starts`` env steps are collected before any batch. Env state, buffer and
     counters live here, outside the iterator, so a new ``iter()`` (a new epoch, a resumed run) continues
     where the last one stopped.
@@ -63,7 +70,7 @@ class OffPolicyDataModule(EnvDataModule):
         batch_size: transitions per gradient step.
         learning_starts: env steps (global) collected before the first gradient step.
         train_freq: env steps (per rank) collected between training phases, rounded up to whole vector
-            steps (synchronous collection).
+            steps (synchronous collection); with ``collection: ray``, env steps per remote task.
         gradient_steps: gradient steps (batches) per training phase (synchronous collection).
         updates_per_step: gradient updates per Lightning ``training_step`` (amortizes Lightning's per-step
             cost); a phase's ``gradient_steps`` are split into steps of at most this many, so a step never
@@ -77,10 +84,10 @@ class OffPolicyDataModule(EnvDataModule):
         max_staleness: do not sample transitions collected more than this many policy updates ago
             (``None``: no limit).
         async_collection: collect in a background thread (see above).
-        actor_refresh_interval: with ``async_collection``, copy the learner's weights into the
-            collecting policy every this many updates.
-        sample_insert_ratio: with ``async_collection``, ``[min, max]`` band of sampled / inserted
-            transitions; ``max`` may be ``.inf``.
+        actor_refresh_interval: with ``async_collection`` or ``collection: ray``, send the learner's
+            weights to the collecting policies every this many updates.
+        sample_insert_ratio: with ``async_collection`` or ``collection: ray``, ``[min, max]`` band of
+            sampled / inserted transitions; ``max`` may be ``.inf``.
         storage: ``"memory"`` or ``"memmap"`` (the buffer's rows in a file under ``memmap_dir``, paged by
             the OS: for replay larger than RAM; the file is unlinked at once, so nothing is left behind).
         memmap_dir: directory of the memmap file (required with ``storage: memmap``; a fast local disk).
@@ -157,10 +164,18 @@ class OffPolicyDataModule(EnvDataModule):
             raise ValueError(
                 f"memmap_dir must be set exactly when storage is 'memmap', got storage={storage!r}"
             )
-        if sample_insert_ratio is not None and not async_collection:
+        remote = self.ray_settings is not None
+        if sample_insert_ratio is not None and not (async_collection or remote):
             raise ValueError(
-                "sample_insert_ratio only applies with async_collection: true; synchronous collection "
-                "fixes the ratio at gradient_steps * batch_size / train_freq"
+                "sample_insert_ratio only applies with async_collection: true or collection: ray; "
+                "synchronous collection fixes the ratio at gradient_steps * batch_size / train_freq"
+            )
+        if remote and async_collection:
+            raise ConfigError(
+                "async_collection: remote actors (collection: ray) always collect asynchronously; set false",
+                "async_collection",
+                "true with collection: ray (remote actors always collect asynchronously)",
+                "false",
             )
         n_envs = self.n_envs
         # importance-sampling exponent as a function of global env steps
@@ -168,7 +183,15 @@ class OffPolicyDataModule(EnvDataModule):
         image_obs = self.env_spec["obs_dtype"] == "uint8"
         obs_shape = self.env_spec["obs_shape"]
         if frame_store is None:  # channel-first frame stacks only: an (H, W, C) image is not a stack
-            frame_store = image_obs and len(obs_shape) == 3 and obs_shape[0] <= MAX_AUTO_STACK < obs_shape[1]
+            stacks = len(obs_shape) == 3 and obs_shape[0] <= MAX_AUTO_STACK < obs_shape[1]
+            frame_store = image_obs and stacks and not remote
+        elif frame_store and remote:
+            raise ConfigError(
+                "frame_store: remote actors send whole observations; set false with collection: ray",
+                "frame_store",
+                "true with collection: ray (remote actors send whole observations)",
+                "false",
+            )
         elif frame_store and (not image_obs or len(obs_shape) < 2):
             raise ValueError(
                 "frame_store needs stacked uint8 image observations (k, *frame); env "
@@ -191,12 +214,13 @@ class OffPolicyDataModule(EnvDataModule):
         # Guards buffer, pipeline and counters; uncontended (and nearly free) without async collection.
         self._cond = threading.Condition()
         self._throttle = SampleInsertRatio(sample_insert_ratio) if sample_insert_ratio is not None else None
-        self._mirror: ActorMirror | None = None  # the collecting copy of the policy (async collection)
+        # the collecting copy of the policy (async collection), or the remote actors (collection: ray)
+        self._mirror: ActorMirror | RayActorPool | None = None
         self._stream_ended = False  # a step's batches found the stream at its end (async collection)
 
     # --- Lightning hooks ----------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        if stage != "fit" or self.collector is not None:
+        if stage != "fit" or self.collector is not None or self._remote is not None:
             return
         hp = self.hparams
         self.check_policy(self.trainer.lightning_module)
@@ -220,8 +244,12 @@ class OffPolicyDataModule(EnvDataModule):
             # ring headroom over the buffer: episode resets and the oldest stacks' older frames
             self.frames = FrameStore(self._frame_store_capacity, self.n_envs)
         self.generator.manual_seed(explore_seed)
+        policy = self.trainer.lightning_module
+        if self.ray_settings is not None:  # the actors start while Lightning sets up the rest
+            self._remote = self.start_remote_actors(policy, self._remote_task, nstep=hp.nstep)
+            return
         self.collector = VectorCollector(self.make_vector_env(self.n_envs), self.counters, self.world_size)
-        self.pipeline = self.build_pipeline(self.trainer.lightning_module)
+        self.pipeline = self.build_pipeline(policy)
         self.pipeline.reset(seed=self.rank_seed)
 
     def build_pipeline(self, policy: Actor) -> TransitionPipeline:
@@ -237,7 +265,8 @@ class OffPolicyDataModule(EnvDataModule):
         return act
 
     def train_dataloader(self) -> Iterable[StepBatches]:
-        return Restartable(self._iter_async if self.hparams.async_collection else self.iter_steps)
+        concurrent = self.hparams.async_collection or self._remote is not None
+        return Restartable(self._iter_async if concurrent else self.iter_steps)
 
     def iter_steps(self) -> Iterator[StepBatches]:
         """Collection phases and the batches of the training steps between them, forever (or until the
@@ -374,12 +403,33 @@ class OffPolicyDataModule(EnvDataModule):
                 self.buffer.update_priority(index, priority)
 
     # --- asynchronous collection --------------------------------------------------------------------
-    def _start_background(self, policy: Actor) -> None:
-        self._mirror = ActorMirror(policy)
+    def _remote_task(self, actor: int) -> tuple[str, tuple[int, int]]:
+        """A remote actor's next task: ``train_freq`` env steps (whole vector steps) at the current count."""
+        return "transitions", (self._vector_steps_per_phase, self.env_steps)
 
-        def step() -> None:  # the newest weights the learner published, then one vector step
-            self._mirror.sync()
-            self._collect_vector_step(self._mirror.actor, self._mirror.version)
+    def _start_background(self, policy: Actor) -> None:
+        if self._remote is not None:  # the thread inserts what the remote actors send
+            self._mirror = remote = self._remote
+            remote.publish(policy)
+            remote.start()
+
+            def step() -> None:
+                result = remote.next_result(timeout=1.0)  # a bounded wait: stop() is noticed
+                if result is None:
+                    return
+                with self._cond:
+                    if result.data is not None:
+                        self.buffer.extend(result.data, policy_iter=result.version)
+                    self.count_remote_steps(result)
+                    self._cond.notify_all()
+                remote.submit(result.actor)
+
+        else:
+            self._mirror = ActorMirror(policy)
+
+            def step() -> None:  # the newest weights the learner published, then one vector step
+                self._mirror.sync()
+                self._collect_vector_step(self._mirror.actor, self._mirror.version)
 
         def may_step() -> bool:
             # Whenever the learner lacks data, only the collector can help: the ratio band must not hold
@@ -451,8 +501,8 @@ class OffPolicyDataModule(EnvDataModule):
                 f"checkpoint was written by {state['world_size']} ranks but this run has {self.world_size}; "
                 "resume with the same world size (each rank owns its replay buffer)"
             )
-        # New episodes on resume, from seeds the original run did not use for its first ones.
-        self.pipeline.reset(seed=self.rank_seed + self.env_steps)
+        if self.pipeline is not None:  # new episodes on resume, from seeds the first ones did not use
+            self.pipeline.reset(seed=self.rank_seed + self.env_steps)
         if "buffer" in state:
             self.buffer.load_state_dict(state["buffer"])
             rank_state = state

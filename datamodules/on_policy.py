@@ -15,6 +15,7 @@ from torch import Tensor
 from lightning_rl import keys
 from lightning_rl.contract import Minibatch, RolloutActor, StepBatches
 from lightning_rl.data.actor_mirror import ActorMirror
+from lightning_rl.data.actors import RayActorPool
 from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.normalizer import RewardScaler, RunningMeanStd, standardize
@@ -60,6 +61,11 @@ class OnPolicyDataModule(EnvDataModule):
             is a copy of the policy whose weights the learner publishes each time it takes a rollout, so
             rollouts come from a policy one rollout behind: use it with IMPALA, whose V-trace corrects for
             that lag. One rollout waits at most.
+
+    **Remote actors** (``collection: ray``): ``ray.n_actors`` processes each collect ``(n_steps, n_envs)``
+    rollouts of their own envs with a copy of the policy, one in flight per actor; the learner trains on
+    each rollout as it arrives, and the actor that sent it starts its next one with the learner's newest
+    weights. Rollouts lag by up to ``n_actors`` versions: use it with IMPALA (V-trace).
     """
 
     policy_protocol = RolloutActor
@@ -109,6 +115,13 @@ class OnPolicyDataModule(EnvDataModule):
                 "would break",
                 "false",
             )
+        if self.ray_settings is not None:
+            _refuse_with_ray(
+                "async_collection", async_collection, "remote actors always collect asynchronously"
+            )
+            own_statistics = "each actor would keep running statistics of its own"
+            _refuse_with_ray("normalize_obs", normalize_obs, own_statistics)
+            _refuse_with_ray("normalize_reward", normalize_reward, own_statistics)
         self.obs_stats = RunningMeanStd(tuple(self.env_spec["obs_shape"])) if normalize_obs else None
         self.reward_scaler: RewardScaler | None = None  # with normalize_reward: built in setup(), with gamma
         self.generator = torch.Generator()
@@ -120,7 +133,7 @@ class OnPolicyDataModule(EnvDataModule):
         # async collection: finished rollouts, the collecting copy of the policy, the collector thread
         self._cond = threading.Condition()
         self._ready: deque[TensorDict] = deque()
-        self._mirror: ActorMirror | None = None
+        self._mirror: ActorMirror | RayActorPool | None = None  # or the remote actors (collection: ray)
 
     # --- what the policy calls (lightning_rl.contract.RolloutSource) -------------------------------
     def stop_epochs(self) -> None:
@@ -137,10 +150,15 @@ class OnPolicyDataModule(EnvDataModule):
         policy = self.policy
         if self.hparams.normalize_reward and self.reward_scaler is None:  # before a checkpoint loads
             self.reward_scaler = RewardScaler(self.n_envs, policy.gamma, self.hparams.clip_reward)
-        if stage != "fit" or self.collector is not None:
+        if stage != "fit" or self.collector is not None or self._remote is not None:
             return
         (shuffle_seed,) = (int(s.generate_state(1)[0]) for s in SeedSequence(self.rank_seed).spawn(1))
         self.generator.manual_seed(shuffle_seed)
+        if self.ray_settings is not None:  # the actors start while Lightning sets up the rest
+            task = ("rollout", (self.hparams.n_steps,))
+            keep_next_obs = self.minibatch == "trajectories"
+            self._remote = self.start_remote_actors(policy, lambda actor: task, keep_next_obs=keep_next_obs)
+            return
         self.collector = VectorCollector(self.make_vector_env(self.n_envs), self.counters, self.world_size)
         self.collector.reset(seed=self.rank_seed)
         self._rollouts = RolloutCollector(
@@ -187,6 +205,8 @@ class OnPolicyDataModule(EnvDataModule):
     def _next_rollout(self, policy: RolloutActor) -> TensorDict | None:
         """A fresh rollout (synchronous), or the oldest one the collector thread finished; ``None`` once
         the env-step budget is spent (all ranks stop together)."""
+        if self._remote is not None:
+            return self._next_remote_rollout(policy)
         if not self.hparams.async_collection:
             return None if self.budget_reached() else self.collect_rollout(policy)
         if self._background is None:
@@ -200,6 +220,24 @@ class OnPolicyDataModule(EnvDataModule):
         if self.world_size > 1:  # ranks collect at their own pace: stop together or deadlock in DDP
             stop = self.trainer.strategy.reduce_boolean_decision(stop, all=False)
         return None if stop else rollout
+
+    def _next_remote_rollout(self, policy: RolloutActor) -> TensorDict | None:
+        """The next rollout a remote actor finished; that actor starts another with the newest weights."""
+        remote = self._remote
+        if not remote.started:  # the first rollout of this fit: every actor starts one
+            self._mirror = remote
+            remote.publish(policy)
+            remote.start()
+        result = None if self.budget_reached() else remote.next_result()
+        if result is not None:
+            self.rollout_env_steps = self.env_steps
+            self.count_remote_steps(result)
+            remote.publish(policy)
+            remote.submit(result.actor)
+        stop = result is None
+        if self.world_size > 1:  # ranks collect at their own pace: stop together or deadlock in DDP
+            stop = self.trainer.strategy.reduce_boolean_decision(stop, all=False)
+        return None if stop else result.data
 
     def _start_background(self, policy: RolloutActor) -> None:
         self._mirror = ActorMirror(policy)
@@ -265,3 +303,13 @@ class OnPolicyDataModule(EnvDataModule):
                 stats.load_state_dict(state[name])
         if self.collector is not None:  # new episodes on resume, from seeds the run has not used
             self.collector.reset(seed=self.rank_seed + self.env_steps)
+
+
+def _refuse_with_ray(flag: str, value: bool, why: str) -> None:
+    if value:
+        raise ConfigError(
+            f"{flag}: {why} with collection: ray; set false",
+            flag,
+            f"true with collection: ray ({why})",
+            "false",
+        )

@@ -34,6 +34,7 @@ __all__ = [
     "RecurrentActor",
     "RolloutActor",
     "ContractError",
+    "SpreadExplorer",
     "RolloutSource",
     "SequenceSource",
     "Rng",
@@ -95,6 +96,17 @@ class RecurrentActor(Actor, Protocol):
     ) -> tuple[Tensor, Tensor]:
         """Actions as :meth:`Actor.act` for observations ``(E, *obs_shape)`` in states ``(E,
         *state_shape)``, and the states after them."""
+        ...
+
+
+@runtime_checkable
+class SpreadExplorer(Actor, Protocol):
+    """A policy whose parallel collecting copies explore each in its own way (Ape-X's per-actor epsilon):
+    remote actors call this on their own copy, never on the learner."""
+
+    def spread_exploration(self, actor: int, n_actors: int) -> None:
+        """From now on ``act(mode="collect")`` explores as actor ``actor`` of ``n_actors``, whatever the
+        env-step count."""
         ...
 
 

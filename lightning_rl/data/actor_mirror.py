@@ -4,8 +4,8 @@ Both asynchronous paths use it: the off-policy collector thread refreshes its ac
 the on-policy one before each rollout. The learner :meth:`~ActorMirror.publish`\\ es a snapshot of its
 weights with their version (``train_iter``); the collector :meth:`~ActorMirror.sync`\\ s the newest
 snapshot into its actor before acting. The copy lives on the CPU and never receives gradients, so the
-optimizer's in-place updates never race with acting. A thread backend today; a process or Ray actor
-backend needs the same two calls with the snapshot sent over a pipe or an object store.
+optimizer's in-place updates never race with acting. Remote actors on Ray take the same two calls,
+with the snapshot sent through Ray's object store (:mod:`lightning_rl.data.actors.ray_pool`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,18 @@ import torch
 
 from lightning_rl.contract import Actor
 
-__all__ = ["ActorMirror"]
+__all__ = ["ActorMirror", "collecting_copy", "weights_snapshot"]
+
+
+def collecting_copy(policy: Actor) -> Actor:
+    """A copy of ``policy`` to collect with: on the CPU, no gradients (``deepcopy`` drops a
+    ``LightningModule``'s trainer reference)."""
+    return copy.deepcopy(policy).cpu().requires_grad_(False)
+
+
+def weights_snapshot(policy: Actor) -> dict[str, torch.Tensor]:
+    """``policy``'s state dict as detached CPU copies (safe from the optimizer's in-place updates)."""
+    return {name: value.detach().to("cpu", copy=True) for name, value in policy.state_dict().items()}
 
 
 class ActorMirror:
@@ -28,7 +39,7 @@ class ActorMirror:
     """
 
     def __init__(self, policy: Actor):
-        self.actor = copy.deepcopy(policy).cpu().requires_grad_(False)
+        self.actor = collecting_copy(policy)
         self.version = policy.train_iter  # train_iter of the weights the actor holds
         self._published: tuple[dict[str, torch.Tensor], int] | None = None
         self._lock = threading.Lock()
@@ -41,7 +52,7 @@ class ActorMirror:
 
     def publish(self, policy: Actor) -> None:
         """Learner side: snapshot ``policy``'s weights (copies, on the CPU) as version ``train_iter``."""
-        state = {name: value.detach().to("cpu", copy=True) for name, value in policy.state_dict().items()}
+        state = weights_snapshot(policy)
         with self._lock:
             self._published = (state, policy.train_iter)
 

@@ -15,7 +15,7 @@ from lightning_rl import keys
 from lightning_rl.contract import ActMode, Rng
 from lightning_rl.models import DQNNet
 from lightning_rl.policies.base import RLPolicy
-from lightning_rl.rl_utils import QNStepData, cql_penalty, epsilon_greedy, q_nstep_td_error
+from lightning_rl.rl_utils import QNStepData, apex_epsilon, cql_penalty, epsilon_greedy, q_nstep_td_error
 from lightning_rl.spec import EnvSpec
 from lightning_rl.torch_utils import Schedule, TargetUpdater, mask_illegal, split_action_mask
 from lightning_rl.utils.checks import check_choice, check_positive, check_range
@@ -112,6 +112,11 @@ class DQN(RLPolicy):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # fused: one kernel for all parameters, ~40 us/step less than the per-tensor loop on CPU
         return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, fused=True)
+
+    def spread_exploration(self, actor: int, n_actors: int) -> None:
+        """Ape-X: a fixed epsilon per actor, ``0.4 ** (1 + 7 * actor / (n_actors - 1))``
+        (:func:`~lightning_rl.rl_utils.apex_epsilon`), in place of the epsilon schedule."""
+        self.epsilon = Schedule(apex_epsilon(actor, n_actors), kind="constant")
 
     @torch.no_grad()
     def act(self, obs: Tensor, mode: ActMode = "eval", env_steps: int = 0, generator: Rng = None) -> Tensor:

@@ -126,6 +126,12 @@ class Rainbow(DQN):
             return out.mean(-1)
         return out
 
+    def spread_exploration(self, actor: int, n_actors: int) -> None:
+        """Ape-X's per-actor epsilon (:meth:`DQN.spread_exploration`); with noisy nets the noise explores
+        alike in every actor, and epsilon stays as configured."""
+        if not self.hparams.noisy:
+            super().spread_exploration(actor, n_actors)
+
     @torch.no_grad()
     def act(self, obs: Tensor, mode: ActMode = "eval", env_steps: int = 0, generator: Rng = None) -> Tensor:
         obs = obs.to(self.device)

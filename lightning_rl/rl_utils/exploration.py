@@ -13,12 +13,24 @@ from lightning_rl.torch_utils.masking import random_legal_actions
 from lightning_rl.utils.checks import check_positive
 
 __all__ = [
+    "apex_epsilon",
     "epsilon_greedy",
     "NoiseGenerator",
     "GaussianNoise",
     "OUNoise",
     "add_action_noise",
 ]
+
+
+def apex_epsilon(actor: int, n_actors: int, base: float = 0.4, alpha: float = 7.0) -> float:
+    """Ape-X's fixed epsilon of actor ``actor`` of ``n_actors`` (Horgan et al. 2018):
+    ``base ** (1 + alpha * actor / (n_actors - 1))``, from ``base`` (actor 0) down to ``base ** (1 + alpha)``
+    (the last actor: 0.4 ** 8 = 0.00066); a lone actor gets ``base``."""
+    if not 0 <= actor < n_actors:
+        raise ValueError(f"actor must be in [0, n_actors = {n_actors}), got {actor}")
+    check_unit_interval("base", base)
+    check_non_negative(alpha=alpha)
+    return base if n_actors == 1 else base ** (1.0 + alpha * actor / (n_actors - 1))
 
 
 def epsilon_greedy(
