@@ -66,3 +66,34 @@ def run_two_ranks(args: list[str], root: Path) -> list[dict]:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [json.loads((root / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def run_two_nodes(args: list[str], root: Path, env: dict[str, str] | None = None) -> list[dict]:
+    """``python -m lightning_rl *args`` as 2 "nodes" x 1 process, each launched by its own ``torchrun
+    --nnodes 2 --node_rank r`` on 127.0.0.1 (gloo), as two machines would; returns the ranks' reports."""
+    repo = Path(__file__).resolve().parents[1]
+    port = free_port()
+    ddp = [
+        "--trainer.strategy=ddp",
+        "--trainer.devices=1",
+        "--trainer.num_nodes=2",
+        "--trainer.accelerator=cpu",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(repo), **(env or {})}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1"]
+    rendezvous = ["--master_addr=127.0.0.1", f"--master_port={port}"]
+    nodes = [
+        subprocess.Popen(
+            [*torchrun, f"--node_rank={node}", *rendezvous, "-m", "lightning_rl", *args, *ddp],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for node in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    for node, (_, stderr) in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, stderr[-3000:]
+    return [json.loads((root / f"rank{r}.json").read_text()) for r in (0, 1)]
