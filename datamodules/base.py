@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import gymnasium as gym
 import pytorch_lightning as pl
+import torch
 from numpy.random import SeedSequence
 from pytorch_lightning.trainer.states import TrainerFn
 from tensordict import TensorDict
@@ -164,6 +165,7 @@ class EnvDataModule(pl.LightningDataModule):
         self.collector: VectorCollector | None = None  # training envs, built by collecting subclasses
         self._background: BackgroundCollection | None = None  # their collector thread, if asynchronous
         self._remote: RayActorPool | None = None  # the remote actors (collection: ray)
+        self._remote_steps_base, self._remote_steps = 0, 0  # env_steps at their start; this rank's since
         self.include_replay_in_state = True  # see `without_replay`
 
     # --- what the policy reads (lightning_rl.contract.DataSource) ---------------------------------
@@ -269,10 +271,31 @@ class EnvDataModule(pl.LightningDataModule):
 
         return RayActorPool(settings, policy, kwargs, task)
 
+    def start_remote_tasks(self) -> None:
+        """Every remote actor starts a task; this rank's remote env steps count from here."""
+        self._remote_steps_base, self._remote_steps = self.env_steps, 0
+        self._remote.start()
+
     def count_remote_steps(self, result: WorkerResult) -> None:
-        """Add a remote task's env steps (global, as every rank collects alike) and finished episodes."""
-        self.counters.env_steps += result.vector_steps * self.n_envs * self.world_size
+        """Add a remote task's env steps and finished episodes. One rank counts exactly; with several,
+        whose actors collect at their own paces, ``env_steps`` changes only in :meth:`sync_remote_steps`."""
+        self._remote_steps += result.vector_steps * self.n_envs
+        if self.world_size == 1:
+            self.counters.env_steps = self._remote_steps_base + self._remote_steps
         self.counters.episodes += len(result.returns)
+
+    def remote_steps_estimate(self) -> int:
+        """``env_steps`` as this rank's remote steps tell it (exact on one rank; with several, the others
+        assumed to collect alike, as between two :meth:`sync_remote_steps`)."""
+        return self._remote_steps_base + self._remote_steps * self.world_size
+
+    def sync_remote_steps(self) -> None:
+        """With several ranks: ``env_steps`` becomes the sum of every rank's remote env steps (a collective:
+        every rank calls it at the same point of each training step)."""
+        if self.world_size > 1:
+            local = torch.tensor(float(self._remote_steps))
+            total = int(self.trainer.strategy.reduce(local, reduce_op="sum").item())
+            self.counters.env_steps = self._remote_steps_base + total
 
     def preprocess_obs(self, obs: Tensor) -> Tensor:
         """What the policy sees of an observation (identity here; on-policy normalization overrides it)."""

@@ -337,6 +337,8 @@ class OffPolicyDataModule(EnvDataModule):
 
     def _async_ready(self) -> bool:
         """Wait until a batch can be sampled; ``False`` once the budget is spent (all ranks together)."""
+        if self._remote is not None:
+            self.sync_remote_steps()  # before the budget decision, on every rank alike
         with self._cond:
             ready = self._background.wait_until(lambda: self.budget_reached() or self._may_sample())
             stop = not ready or self.budget_reached()
@@ -361,10 +363,10 @@ class OffPolicyDataModule(EnvDataModule):
             self._cond.notify_all()
 
     def _warmed_up(self) -> bool:
-        return (
-            self.env_steps >= self.hparams.learning_starts
-            and self.env_steps // self.world_size >= self._min_local_steps
-        )
+        # with remote actors on several ranks env_steps moves only at the ranks' syncs: this rank's own
+        # count decides here, or a rank waiting for data would wait for a sync that never comes
+        steps = self.env_steps if self._remote is None else self.remote_steps_estimate()
+        return steps >= self.hparams.learning_starts and steps // self.world_size >= self._min_local_steps
 
     def _has_data(self) -> bool:
         """Warmed up and enough live items for a batch: what only more collection can change."""
@@ -411,7 +413,7 @@ class OffPolicyDataModule(EnvDataModule):
         if self._remote is not None:  # the thread inserts what the remote actors send
             self._mirror = remote = self._remote
             remote.publish(policy)
-            remote.start()
+            self.start_remote_tasks()
 
             def step() -> None:
                 result = remote.next_result(timeout=1.0)  # a bounded wait: stop() is noticed

@@ -227,13 +227,14 @@ class OnPolicyDataModule(EnvDataModule):
         if not remote.started:  # the first rollout of this fit: every actor starts one
             self._mirror = remote
             remote.publish(policy)
-            remote.start()
+            self.start_remote_tasks()
         result = None if self.budget_reached() else remote.next_result()
         if result is not None:
             self.rollout_env_steps = self.env_steps
             self.count_remote_steps(result)
             remote.publish(policy)
             remote.submit(result.actor)
+        self.sync_remote_steps()  # on every rank alike, before the budget decision
         stop = result is None
         if self.world_size > 1:  # ranks collect at their own pace: stop together or deadlock in DDP
             stop = self.trainer.strategy.reduce_boolean_decision(stop, all=False)

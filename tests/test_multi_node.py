@@ -76,6 +76,7 @@ def test_remote_actors_feed_a_two_rank_learner(tmp_path, ray_head):
         "--data.init_args.ray={n_actors: 1, address: auto}",
         "--data.init_args.n_envs=2",
         "--data.init_args.max_env_steps=3000",
+        "--data.init_args.sample_insert_ratio=[8, 64]",  # the learners wait for data: the actors get CPU
         "--evaluator.stop_value=null",
         max_steps=10**6,
     )
