@@ -329,7 +329,12 @@ def main(args: list[str] | None = None) -> None:
     # Like `python -m`, let class_path name modules in the working directory (the user's own policies).
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    argv = sys.argv[1:] if args is None else args
     try:
+        if argv[:1] == ["plot"]:  # learning curves from CSV logs: no LightningCLI subcommand
+            from lightning_rl.plot import main as plot
+
+            return plot(argv[1:])
         RLCLI(args=args)
     except ReportedError as err:  # bad input, a damaged file, a diverged run: one line, no traceback
         if os.environ.get(DEBUG_ENV, "0") not in ("", "0"):
