@@ -41,6 +41,7 @@ from lightning_rl.datamodules import EnvDataModule
 from lightning_rl.errors import ReportedError
 from lightning_rl.loggers import RLWandbLogger
 from lightning_rl.policies import RLPolicy
+from lightning_rl.quiet import quiet_libraries
 from lightning_rl.resume import merge_checkpoint_hparams
 from lightning_rl.run_dir import claim_version
 from lightning_rl.utils.checks import ConfigError
@@ -125,6 +126,7 @@ class RLCLI(LightningCLI):
     ``collect`` subcommand."""
 
     def __init__(self, *args: Any, **kwargs: Any):
+        quiet_libraries()
         kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("trainer_class", RLTrainer)

@@ -54,6 +54,8 @@ class RLWandbLogger(WandbLogger):
             raise ValueError(f"step_metric must be one of {list(STEP_METRICS)}, got {step_metric!r}")
         self.step_metric = step_metric
         super().__init__(project=project, save_dir=save_dir, mode=mode, **kwargs)
+        if self._wandb_init.get("anonymous") is None:  # wandb warns about the key even when it is unset
+            del self._wandb_init["anonymous"]
 
     @property
     def experiment(self) -> Any:
