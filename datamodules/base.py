@@ -293,7 +293,7 @@ class EnvDataModule(pl.LightningDataModule):
         """With several ranks: ``env_steps`` becomes the sum of every rank's remote env steps (a collective:
         every rank calls it at the same point of each training step)."""
         if self.world_size > 1:
-            local = torch.tensor(float(self._remote_steps))
+            local = torch.tensor(float(self._remote_steps), dtype=torch.float64)  # exact past 2 ** 24
             total = int(self.trainer.strategy.reduce(local, reduce_op="sum").item())
             self.counters.env_steps = self._remote_steps_base + total
 
