@@ -361,6 +361,17 @@ class EnvDataModule(pl.LightningDataModule):
             self._eval_env = None
 
 
+def refuse_with_ray(flag: str, value: bool, why: str) -> None:
+    """A one-line config error if ``flag`` is on although the DataModule collects with ``collection: ray``."""
+    if value:
+        raise ConfigError(
+            f"{flag}: {why} with collection: ray; set false",
+            flag,
+            f"true with collection: ray ({why})",
+            "false",
+        )
+
+
 def _with_opponents(make: Callable[[], gym.Env], pool: OpponentPool) -> gym.Env:
     """A two-player env from ``make()`` whose games draw their opponents from ``pool``."""
     env = make()

@@ -22,7 +22,7 @@ from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.frames import FrameStore
 from lightning_rl.data.pipeline import TransitionPipeline
 from lightning_rl.data.throttle import SampleInsertRatio
-from lightning_rl.datamodules.base import EnvDataModule, Restartable
+from lightning_rl.datamodules.base import EnvDataModule, Restartable, refuse_with_ray
 from lightning_rl.torch_utils import Schedule
 from lightning_rl.utils.checks import ConfigError, check_at_least, check_choice, check_positive, check_range
 from lightning_rl.utils.integrity import CheckpointError, load_torch_file
@@ -170,13 +170,11 @@ class OffPolicyDataModule(EnvDataModule):
                 "sample_insert_ratio only applies with async_collection: true or collection: ray; "
                 "synchronous collection fixes the ratio at gradient_steps * batch_size / train_freq"
             )
-        if remote and async_collection:
-            raise ConfigError(
-                "async_collection: remote actors (collection: ray) always collect asynchronously; set false",
-                "async_collection",
-                "true with collection: ray (remote actors always collect asynchronously)",
-                "false",
+        if remote:
+            refuse_with_ray(
+                "async_collection", async_collection, "remote actors always collect asynchronously"
             )
+            refuse_with_ray("frame_store", bool(frame_store), "remote actors send whole observations")
         n_envs = self.n_envs
         # importance-sampling exponent as a function of global env steps
         self.beta = Schedule(priority_beta, priority_beta_final, "linear", priority_beta_steps)
@@ -185,13 +183,6 @@ class OffPolicyDataModule(EnvDataModule):
         if frame_store is None:  # channel-first frame stacks only: an (H, W, C) image is not a stack
             stacks = len(obs_shape) == 3 and obs_shape[0] <= MAX_AUTO_STACK < obs_shape[1]
             frame_store = image_obs and stacks and not remote
-        elif frame_store and remote:
-            raise ConfigError(
-                "frame_store: remote actors send whole observations; set false with collection: ray",
-                "frame_store",
-                "true with collection: ray (remote actors send whole observations)",
-                "false",
-            )
         elif frame_store and (not image_obs or len(obs_shape) < 2):
             raise ValueError(
                 "frame_store needs stacked uint8 image observations (k, *frame); env "

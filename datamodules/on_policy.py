@@ -20,7 +20,7 @@ from lightning_rl.data.background import BackgroundCollection
 from lightning_rl.data.collector import VectorCollector
 from lightning_rl.data.normalizer import RewardScaler, RunningMeanStd, standardize
 from lightning_rl.data.rollout import RolloutCollector
-from lightning_rl.datamodules.base import EnvDataModule, Restartable
+from lightning_rl.datamodules.base import EnvDataModule, Restartable, refuse_with_ray
 from lightning_rl.utils.checks import ConfigError, check_choice, check_int, check_positive
 
 
@@ -116,12 +116,12 @@ class OnPolicyDataModule(EnvDataModule):
                 "false",
             )
         if self.ray_settings is not None:
-            _refuse_with_ray(
+            refuse_with_ray(
                 "async_collection", async_collection, "remote actors always collect asynchronously"
             )
             own_statistics = "each actor would keep running statistics of its own"
-            _refuse_with_ray("normalize_obs", normalize_obs, own_statistics)
-            _refuse_with_ray("normalize_reward", normalize_reward, own_statistics)
+            refuse_with_ray("normalize_obs", normalize_obs, own_statistics)
+            refuse_with_ray("normalize_reward", normalize_reward, own_statistics)
         self.obs_stats = RunningMeanStd(tuple(self.env_spec["obs_shape"])) if normalize_obs else None
         self.reward_scaler: RewardScaler | None = None  # with normalize_reward: built in setup(), with gamma
         self.generator = torch.Generator()
@@ -304,13 +304,3 @@ class OnPolicyDataModule(EnvDataModule):
                 stats.load_state_dict(state[name])
         if self.collector is not None:  # new episodes on resume, from seeds the run has not used
             self.collector.reset(seed=self.rank_seed + self.env_steps)
-
-
-def _refuse_with_ray(flag: str, value: bool, why: str) -> None:
-    if value:
-        raise ConfigError(
-            f"{flag}: {why} with collection: ray; set false",
-            flag,
-            f"true with collection: ray ({why})",
-            "false",
-        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -101,9 +101,11 @@ class VectorCollector:
         return transition
 
     def episode_stats(self) -> dict[str, float]:
-        if not self.recent_returns:
-            return {}
-        return {
-            "collect/return_mean": float(np.mean(self.recent_returns)),
-            "collect/episode_len": float(np.mean(self.recent_lengths)),
-        }
+        return episode_metrics(self.recent_returns, self.recent_lengths)
+
+
+def episode_metrics(returns: Sequence[float], lengths: Sequence[int]) -> dict[str, float]:
+    """``collect/return_mean`` and ``collect/episode_len`` of recent episodes (none: no entries)."""
+    if not returns:
+        return {}
+    return {"collect/return_mean": float(np.mean(returns)), "collect/episode_len": float(np.mean(lengths))}

@@ -29,6 +29,7 @@ import torch
 from lightning_rl.contract import Actor
 from lightning_rl.data.actor_mirror import collecting_copy, weights_snapshot
 from lightning_rl.data.actors.worker import CollectorWorker, WorkerResult
+from lightning_rl.data.collector import episode_metrics
 from lightning_rl.errors import ReportedError
 from lightning_rl.utils.checks import ConfigError, check_int
 
@@ -238,10 +239,7 @@ class RayActorPool:
             "collect/actor_restarts": float(sum(self.restarts)),
             "collect/lost_tasks": float(self.lost_tasks),
         }
-        if self.recent_returns:
-            metrics["collect/return_mean"] = sum(self.recent_returns) / len(self.recent_returns)
-            metrics["collect/episode_len"] = sum(self.recent_lengths) / len(self.recent_lengths)
-        return metrics
+        return {**metrics, **episode_metrics(self.recent_returns, self.recent_lengths)}
 
     def env_stats(self) -> dict[str, float]:
         """The actors' env-manager counters, summed (as of their latest results)."""
