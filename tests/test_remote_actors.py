@@ -155,6 +155,7 @@ def test_dqn_fit_streams_from_two_actors_with_fresh_weights(tmp_path, local_ray)
             *RAY,
             "--data.init_args.n_envs=2",
             "--data.init_args.max_env_steps=3000",
+            "--evaluator.stop_value=null",  # an early lucky 500 would end the run before the budget
             max_steps=10**6,
         )
     )
