@@ -34,6 +34,9 @@ class EnvSpec:
             (1 legal, 0 not; ``lightning_rl.torch_utils.split_action_mask``), e.g. a board game's moves.
         two_player: the env is the learner's seat of a two-player game
             (``lightning_rl.envs.TwoPlayerEnv``); the DataModule's opponent pool plays the other seat.
+        board_shape: a board game's ``(H, W, C)`` planes, of which the observation's features (before the
+            mask) are the row-major flattening (connect four: ``(6, 7, 2)``); ``()`` when not a board. A
+            policy's ``encoder: board_cnn`` convolves over them.
         multi_agent: for a multi-agent env (``lightning_rl.envs.MultiAgentEnv``), its
             ``MultiAgentLayout.to_dict()``; the action fields then describe one agent's action. ``None``:
             a single-agent env.
@@ -50,6 +53,7 @@ class EnvSpec:
     multi_agent: dict[str, Any] | None = None
     action_mask: bool = False
     two_player: bool = False
+    board_shape: tuple[int, ...] = ()
 
     @classmethod
     def from_multi_agent_layout(

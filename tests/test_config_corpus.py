@@ -90,6 +90,7 @@ CASES = [
     ("ppo_lr_schedule_unknown", PPO, ["--model.init_args.lr_schedule=cosine"], None, "lr_schedule"),
     ("ppo_n_steps_zero", PPO, ["--data.init_args.n_steps=0"], None, "n_steps"),
     ("ppo_n_epochs_zero", PPO, ["--data.init_args.n_epochs=0"], None, "n_epochs"),
+    ("ppo_board_encoder_without_a_board", PPO, ["--model.init_args.encoder=board_cnn"], None, "encoder"),
     ("ppo_minibatch_unknown", PPO, ["--data.init_args.minibatch=episodes"], None, "minibatch"),
     (
         "impala_needs_trajectories",

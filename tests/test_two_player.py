@@ -14,7 +14,7 @@ from lightning_rl.envs.vector import probe_env_spec, resolve_env_factory
 from lightning_rl.models import ValueAC
 from lightning_rl.policies import DQN, PPO, Rainbow
 from lightning_rl.rl_utils import epsilon_greedy
-from lightning_rl.torch_utils import mask_illegal, split_action_mask
+from lightning_rl.torch_utils import BoardCNNEncoder, mask_illegal, split_action_mask
 from lightning_rl.utils.checks import ConfigError
 
 TICTACTOE = "tictactoe_v3"
@@ -43,7 +43,9 @@ def test_the_spec_of_a_game_id_has_masks_and_two_players():
     # tic-tac-toe observes a 3x3x2 board: 18 features, then its 9 moves' mask
     assert spec["obs_shape"] == [27] and spec["n_actions"] == 9
     assert spec["action_mask"] and spec["two_player"] and spec["action_type"] == "discrete"
-    assert not probe_env_spec(*resolve_env_factory("CartPole-v1", None)).action_mask
+    assert spec["board_shape"] == [3, 3, 2]  # what encoder: board_cnn convolves over
+    cartpole = probe_env_spec(*resolve_env_factory("CartPole-v1", None))
+    assert not cartpole.action_mask and cartpole.board_shape == ()
 
 
 def test_the_learners_seat_alternates_and_the_reward_is_its_own():
@@ -170,10 +172,16 @@ def test_the_masked_categorical_gives_illegal_moves_probability_zero():
     dist, value = ValueAC.from_spec(spec, hidden_sizes=[16])(obs)
     assert value.shape == (6,) and torch.all(dist.probs[~legal] == 0)
     torch.testing.assert_close(dist.probs.sum(-1), torch.ones(6))
-    ppo = PPO(env_spec=spec, hidden_sizes=[16])
-    generator = torch.Generator().manual_seed(0)
-    actions = torch.stack([ppo.act(obs, mode="collect", generator=generator) for _ in range(50)], dim=1)
-    assert legal.gather(1, actions).all()
+    for encoder in ("auto", "board_cnn"):  # the board encoder sees the planes, the mask still applies
+        ppo = PPO(env_spec=spec, hidden_sizes=[16], encoder=encoder)
+        generator = torch.Generator().manual_seed(0)
+        actions = torch.stack([ppo.act(obs, mode="collect", generator=generator) for _ in range(50)], dim=1)
+        assert legal.gather(1, actions).all()
+    assert isinstance(ppo.net.actor_encoder, BoardCNNEncoder) and ppo.net.actor_encoder.board_shape == (
+        3,
+        3,
+        2,
+    )
 
 
 class FixedQ(torch.nn.Module):

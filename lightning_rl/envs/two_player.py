@@ -215,6 +215,8 @@ class TwoPlayerEnv(gym.Env):
             raise ValueError(f"{game}: both players need one Discrete action space and one observation space")
         features = obs_space["observation"] if isinstance(obs_space, gym.spaces.Dict) else obs_space
         self.n_actions = int(act_space.n)
+        # (H, W, C) planes (PettingZoo's board games) are what a board encoder convolves over
+        self.board_shape = tuple(int(d) for d in features.shape) if len(features.shape) == 3 else ()
         size = int(np.prod(features.shape)) + self.n_actions
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
         self.action_space = gym.spaces.Discrete(self.n_actions)

@@ -75,7 +75,8 @@ def probe_env_spec(name: str, make: Callable[[], gym.Env]) -> EnvSpec:
             )
         spec = EnvSpec.from_spaces(name, env.observation_space, env.action_space)
         if isinstance(env.unwrapped, TwoPlayerEnv):  # the learner's seat: legal moves in the observation
-            spec = dataclasses.replace(spec, action_mask=True, two_player=True)
+            board = env.unwrapped.board_shape
+            spec = dataclasses.replace(spec, action_mask=True, two_player=True, board_shape=board)
         return spec
     finally:
         env.close()

@@ -1,8 +1,9 @@
 """Actor-critic network for PPO / A2C / IMPALA (nerveX / DI-engine's ``ValueAC``).
 
 An observation encoder chosen from the observation shape (MLP for ``(D,)``, Nature CNN for
-``(C, H, W)``), shared by both heads or one per head, a policy head that parameterizes an action
-distribution (`lightning_rl.models.distributions`) and a scalar value head.
+``(C, H, W)``; or, with ``encoder="board_cnn"``, convolutions over a board game's planes), shared by both
+heads or one per head, a policy head that parameterizes an action distribution
+(`lightning_rl.models.distributions`) and a scalar value head.
 
 Shapes. ``obs`` is ``(*B, *obs_shape)`` with any number of leading batch dims ``*B`` (``(B,)`` for
 collection, ``(T, B)`` for IMPALA unrolls); every output keeps them:
@@ -23,10 +24,13 @@ from torch import Tensor, nn
 from lightning_rl.models.distributions import ActionDist, CategoricalDist, DiagGaussian, SquashedDiagGaussian
 from lightning_rl.spec import EnvSpec
 from lightning_rl.torch_utils.masking import mask_illegal, split_action_mask
-from lightning_rl.torch_utils.network import MLPEncoder, make_encoder, orthogonal_init_
+from lightning_rl.torch_utils.network import BoardCNNEncoder, MLPEncoder, make_encoder, orthogonal_init_
+from lightning_rl.utils.checks import ConfigError
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 _LOG_STD_MODES = ("independent", "state_dependent")
+ENCODERS = ("auto", "board_cnn")
+Encoder = Literal["auto", "board_cnn"]
 
 # Orthogonal-init gains of CleanRL / SB3 PPO.
 HIDDEN_GAIN = math.sqrt(2.0)
@@ -76,6 +80,10 @@ class ValueAC(nn.Module):
         action_mask: discrete vector observations only: their last ``n_actions`` features are the
             legal-action mask (``EnvSpec.action_mask``). The encoders see the features before it, and an
             illegal action gets probability 0 (a masked categorical).
+        encoder: ``"auto"`` (from the observation shape, as above) or ``"board_cnn"``: 3x3 convolutions
+            over ``board_shape`` (the features before the mask, row-major ``(H, W, C)``), then the MLP
+            ``hidden_sizes`` (:class:`~lightning_rl.torch_utils.BoardCNNEncoder`).
+        board_shape: a board game's planes (``EnvSpec.board_shape``, which ``from_spec`` passes).
 
     Attributes: ``actor_encoder`` / ``critic_encoder`` (when shared, both are aliases of the one
     registered ``encoder``, so the state dict holds it once), ``policy_head`` (logits or mean),
@@ -104,9 +112,16 @@ class ValueAC(nn.Module):
         action_high: float | Sequence[float] | None = None,
         orthogonal_init: bool = True,
         action_mask: bool = False,
+        encoder: Encoder = "auto",
+        board_shape: Sequence[int] = (),
     ):
         super().__init__()
         self.obs_shape = tuple(int(d) for d in obs_shape)
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {list(ENCODERS)}, got {encoder!r}")
+        if encoder == "board_cnn" and not board_shape:
+            problem = "'board_cnn' needs a board game's (H, W, C) planes (EnvSpec.board_shape); none here"
+            raise ConfigError(f"encoder: {problem}", "encoder", problem, "'auto'")
         if action_mask and (action_type != "discrete" or len(self.obs_shape) != 1):
             raise ValueError(
                 "action_mask needs discrete actions and vector observations (features, then the mask)"
@@ -144,17 +159,19 @@ class ValueAC(nn.Module):
             hidden_sizes = (512,) if is_image else (64, 64)
         self.shared_encoder = is_image if shared_encoder is None else bool(shared_encoder)
 
-        def encoder() -> nn.Module:
+        def make() -> nn.Module:
+            if encoder == "board_cnn":
+                return BoardCNNEncoder(board_shape, hidden_sizes, activation=_ACTIVATIONS[activation])
             if len(self.obs_shape) == 1:
                 n_in = self.obs_shape[0] - (self.n_actions if self.action_mask else 0)
                 return MLPEncoder(n_in, hidden_sizes, _ACTIVATIONS[activation])
             return make_encoder(self.obs_shape, hidden_sizes)  # CNN, or a ValueError naming obs_shape
 
         if self.shared_encoder:
-            self.encoder = encoder()  # also reachable as actor_encoder / critic_encoder (__getattr__)
+            self.encoder = make()  # also reachable as actor_encoder / critic_encoder (__getattr__)
         else:
-            self.actor_encoder = encoder()
-            self.critic_encoder = encoder()
+            self.actor_encoder = make()
+            self.critic_encoder = make()
         feat = self.actor_encoder.out_dim
 
         self.policy_head = nn.Linear(feat, self.action_dim)  # logits or Gaussian mean
@@ -199,6 +216,7 @@ class ValueAC(nn.Module):
         if env_spec.action_type == "discrete":
             args["n_actions"] = env_spec.n_actions
             args["action_mask"] = env_spec.action_mask
+            args["board_shape"] = env_spec.board_shape
         else:
             args["action_shape"] = env_spec.action_shape
             if env_spec.action_low and env_spec.action_high:

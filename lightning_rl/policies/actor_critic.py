@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from lightning_rl import keys
 from lightning_rl.contract import ActMode, Rng, RolloutSource
 from lightning_rl.models import ValueAC
+from lightning_rl.models.value_ac import ENCODERS, Encoder
 from lightning_rl.policies.base import RLPolicy
 from lightning_rl.spec import EnvSpec
 from lightning_rl.torch_utils import Schedule
@@ -40,8 +41,9 @@ class ActorCriticPolicy(RLPolicy):
     :class:`~lightning_rl.contract.RolloutActor` reading a :class:`~lightning_rl.contract.RolloutSource`.
 
     Args (besides :class:`~lightning_rl.policies.RLPolicy`'s ``env_spec``, ``gamma``, ``log_interval``):
-        hidden_sizes, shared_encoder, activation, log_std, log_std_init, squash: the :class:`ValueAC`
-            network (defaults: separate (64, 64) tanh MLPs for vectors, one shared Nature CNN for images).
+        hidden_sizes, shared_encoder, activation, log_std, log_std_init, squash, encoder: the
+            :class:`ValueAC` network (defaults: separate (64, 64) tanh MLPs for vectors, one shared Nature
+            CNN for images; ``encoder: board_cnn`` convolves over a board game's planes first).
         gae_lambda: lambda of the GAE advantages the collector computes (and of V-trace's traces for
             IMPALA).
         optimizer: ``"adam"`` (eps 1e-5) or ``"rmsprop"`` (Baselines/SB3: alpha 0.99, eps 1e-5).
@@ -62,6 +64,7 @@ class ActorCriticPolicy(RLPolicy):
         log_std: Literal["independent", "state_dependent"] = "independent",
         log_std_init: float = 0.0,
         squash: bool = False,
+        encoder: Encoder = "auto",
         gae_lambda: float = 0.95,
         optimizer: Literal["adam", "rmsprop"] = "adam",
         lr: float = 3e-4,
@@ -75,6 +78,7 @@ class ActorCriticPolicy(RLPolicy):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        check_choice("encoder", encoder, ENCODERS)
         check_range("gae_lambda", gae_lambda, 0.0, 1.0)
         check_choice("optimizer", optimizer, ("adam", "rmsprop"))
         check_positive(lr=lr, max_grad_norm=max_grad_norm)
@@ -102,6 +106,7 @@ class ActorCriticPolicy(RLPolicy):
             log_std=hp.log_std,
             log_std_init=hp.log_std_init,
             squash=hp.squash,
+            encoder=hp.encoder,
         )
 
     @property

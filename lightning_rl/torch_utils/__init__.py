@@ -10,6 +10,7 @@ from lightning_rl.torch_utils.masking import (
     with_all_legal_fallback,
 )
 from lightning_rl.torch_utils.network import (
+    BoardCNNEncoder,
     MLPEncoder,
     NatureCNNEncoder,
     make_encoder,
@@ -21,6 +22,7 @@ from lightning_rl.torch_utils.target import TargetUpdater, hard_update, soft_upd
 
 __all__ = [
     "SCHEDULE_KINDS",
+    "BoardCNNEncoder",
     "MLPEncoder",
     "NatureCNNEncoder",
     "Schedule",

@@ -1,4 +1,5 @@
-"""Network blocks: observation encoders (an MLP for vectors, the Nature-DQN CNN for images) and init helpers.
+"""Network blocks: observation encoders (an MLP for vectors, the Nature-DQN CNN for images, a small
+same-padding CNN for board games' planes) and init helpers.
 
 Generic ``nn.Module`` building blocks; the RL models (``lightning_rl.models``) assemble them with heads.
 """
@@ -10,7 +11,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MLPEncoder", "NatureCNNEncoder", "make_encoder", "mlp_layers", "orthogonal_init_"]
+__all__ = [
+    "BoardCNNEncoder",
+    "MLPEncoder",
+    "NatureCNNEncoder",
+    "make_encoder",
+    "mlp_layers",
+    "orthogonal_init_",
+]
 
 
 def mlp_layers(
@@ -73,6 +81,39 @@ class NatureCNNEncoder(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         x = obs.float() / 255.0 if obs.dtype == torch.uint8 else obs.float()
         return self.fc(self.convs(x))
+
+
+class BoardCNNEncoder(nn.Module):
+    """A board game's flattened ``(H, W, C)`` planes -> features: 3x3 same-padding convolutions (a line of
+    pieces is the same threat anywhere on the board, which an MLP must learn square by square), then an
+    MLP over every square's channels.
+
+    Shapes: obs (B, H * W * C) -> (B, hidden_sizes[-1])
+    """
+
+    def __init__(
+        self,
+        board_shape: Sequence[int],
+        hidden_sizes: Sequence[int] = (256,),
+        channels: Sequence[int] = (32, 32, 32),
+        activation: type[nn.Module] = nn.ReLU,
+    ):
+        super().__init__()
+        if len(board_shape) != 3 or min(board_shape) < 1:
+            raise ValueError(f"board_shape must be (H, W, C) of positive dims, got {tuple(board_shape)}")
+        self.board_shape = tuple(int(d) for d in board_shape)
+        height, width, planes = self.board_shape
+        layers: list[nn.Module] = []
+        for out_channels in channels:
+            layers += [nn.Conv2d(planes, out_channels, kernel_size=3, padding=1), nn.ReLU()]
+            planes = out_channels
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        self.fc = nn.Sequential(*mlp_layers(height * width * planes, hidden_sizes, activation))
+        self.out_dim = hidden_sizes[-1]
+
+    def forward(self, obs: Tensor) -> Tensor:
+        board = obs.float().reshape(obs.shape[0], *self.board_shape).permute(0, 3, 1, 2)  # (B, C, H, W)
+        return self.fc(self.convs(board))
 
 
 def make_encoder(obs_shape: Sequence[int], hidden_sizes: Sequence[int] = (256, 256)) -> nn.Module:

@@ -4,7 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_rl.torch_utils import MLPEncoder, NatureCNNEncoder, make_encoder, orthogonal_init_
+from lightning_rl.torch_utils import (
+    BoardCNNEncoder,
+    MLPEncoder,
+    NatureCNNEncoder,
+    make_encoder,
+    orthogonal_init_,
+)
 
 
 def test_encoder_is_chosen_from_obs_shape():
@@ -43,3 +49,26 @@ def test_orthogonal_init_sets_gain_and_bias_of_linear_and_conv_layers():
     torch.testing.assert_close(conv_weight.T @ conv_weight, 4.0 * torch.eye(2), atol=1e-5, rtol=0)
     assert torch.equal(linear.bias, torch.full((5,), 0.5)) and torch.equal(conv.bias, torch.full((4,), 0.5))
     assert torch.equal(norm.weight, torch.ones(4)) and torch.equal(norm.bias, torch.zeros(4))  # untouched
+
+
+def test_board_cnn_reads_the_flat_features_as_row_major_h_w_c_planes():
+    encoder = BoardCNNEncoder((6, 7, 2), hidden_sizes=[8], channels=[1])
+    conv = encoder.convs[0]
+    with torch.no_grad():  # the one filter copies plane 1 of its centre square
+        conv.weight.zero_()
+        conv.bias.zero_()
+        conv.weight[0, 1, 1, 1] = 1.0
+    board = torch.zeros(1, 6, 7, 2)
+    board[0, 4, 2, 1] = 1.0  # row 4, column 2, plane 1
+    board[0, 1, 5, 0] = 1.0  # plane 0: this filter ignores it
+    flat = board.reshape(1, 84)  # what the env hands over: the (H, W, C) features, row-major
+    maps = encoder.convs[:-1](flat.reshape(1, 6, 7, 2).permute(0, 3, 1, 2))
+    assert maps.shape == (1, 1, 6, 7) and maps[0, 0].nonzero().tolist() == [[4, 2]]
+    expected = encoder.fc(maps.flatten(1))
+    torch.testing.assert_close(encoder(flat), expected)
+    assert encoder(flat).shape == (1, 8) and encoder.out_dim == 8
+
+
+def test_board_cnn_refuses_a_shape_that_is_not_a_board():
+    with pytest.raises(ValueError, match=r"board_shape must be \(H, W, C\)"):
+        BoardCNNEncoder((84,))
