@@ -8,11 +8,12 @@ import os
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.trainer.states import TrainerFn
 
 from lightning_rl.envs import EnvManagerError, EpisodeStats
 from lightning_rl.loggers import log_to_loggers
-from lightning_rl.utils.checks import check_at_least, check_positive
+from lightning_rl.utils.checks import ConfigError, check_at_least, check_positive
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,13 @@ class Evaluator(pl.Callback):
     finished training run keeps its checkpoints and ``result.json``. Under ``validate`` a broken eval env
     is the command's failure (one ``error:`` line, exit code 1).
 
+    With ``video_interval``, every ``video_interval``-th evaluation (and the last one) also records one
+    deterministic episode from the eval env's ``rgb_array`` frames: ``<log_dir>/videos/eval_<env
+    steps>.mp4``, logged to wandb as ``eval/video`` (offline runs keep it in their media files). An env
+    that renders no frames fails when fit starts (a config error); a recording that fails mid-run (no
+    OpenGL backend for MuJoCo: set ``MUJOCO_GL=egl`` or ``osmesa``) is a warning line, and training goes
+    on.
+
     Every evaluation knob lives here; the DataModule builds the eval envs (``data.eval_env_kwargs``).
 
     Args:
@@ -42,6 +50,8 @@ class Evaluator(pl.Callback):
         seed: reset seed of the evaluation envs; the same seed every time makes evaluations comparable.
         stop_value: stop when ``eval/return_mean >= stop_value`` (``None``: never).
         save_best: save the best checkpoint.
+        video_interval: record an episode every this many evaluations (``None``: no videos).
+        video_max_frames: a recorded episode stops after this many frames (one per env step).
     """
 
     def __init__(
@@ -51,14 +61,24 @@ class Evaluator(pl.Callback):
         seed: int = 10_000,
         stop_value: float | None = None,
         save_best: bool = True,
+        video_interval: int | None = None,
+        video_max_frames: int = 1_000,
     ):
-        check_positive(eval_interval=eval_interval, n_episodes=n_episodes)
+        check_positive(
+            eval_interval=eval_interval,
+            n_episodes=n_episodes,
+            video_interval=video_interval,
+            video_max_frames=video_max_frames,
+        )
         check_at_least("seed", seed, 0)
         self.eval_interval = eval_interval
         self.n_episodes = n_episodes
         self.seed = seed
         self.stop_value = stop_value
         self.save_best = save_best
+        self.video_interval, self.video_max_frames = video_interval, video_max_frames
+        self.n_evaluations = 0
+        self.last_video: str | None = None
         self.best_return = -math.inf
         self.last_return: float | None = None
         self.last_error: str | None = None  # why the last evaluation failed (None: it did not)
@@ -66,17 +86,29 @@ class Evaluator(pl.Callback):
         self.stop_value_reached = False
         self._last_eval_iter = 0
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.video_interval is not None and trainer.is_global_zero:
+            try:  # a config that cannot record fails now, not at the first video
+                trainer.datamodule.make_render_env().close()
+            except ValueError as err:
+                raise ConfigError(
+                    f"evaluator.video_interval: {err}", "evaluator.video_interval", str(err)
+                ) from None
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         if pl_module.train_iter - self._last_eval_iter >= self.eval_interval:
             self.evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if pl_module.train_iter != self._last_eval_iter:
-            self.evaluate(trainer, pl_module)
+            self.evaluate(trainer, pl_module, last=True)
+        elif self.video_interval is not None and self.n_evaluations % self.video_interval:
+            self._record_video(trainer, pl_module)  # the last evaluation's policy, filmed too
 
-    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, last: bool = False) -> None:
         pl_module.check_finite()  # never evaluate, or save as best, weights of a non-finite update
         self._last_eval_iter = pl_module.train_iter
+        self.n_evaluations += 1
         metrics: dict[str, Any] | None = None
         if trainer.is_global_zero:
             try:
@@ -89,6 +121,8 @@ class Evaluator(pl.Callback):
         if self.last_error is not None:
             self.last_return = None
             return
+        if self.video_interval is not None and (last or self.n_evaluations % self.video_interval == 0):
+            self._record_video(trainer, pl_module)
         return_mean = metrics["eval/return_mean"]
         self.last_return = return_mean
         log_to_loggers(trainer, metrics, env_steps=pl_module.env_steps, train_iter=pl_module.train_iter)
@@ -107,6 +141,23 @@ class Evaluator(pl.Callback):
             stats = self._run_episodes(trainer, pl_module)
             pl_module.log_dict(stats.as_metrics(), batch_size=len(stats.returns))
 
+    def _record_video(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """One episode to ``<log_dir>/videos`` and the loggers that take videos (rank 0 only)."""
+        if not trainer.is_global_zero:
+            return
+        folder = os.path.join(trainer.log_dir or trainer.default_root_dir, "videos")
+        path = os.path.join(folder, f"eval_{pl_module.env_steps}.mp4")
+        try:
+            video = trainer.datamodule.record_episode(pl_module, self.seed, self.video_max_frames, path)
+        except Exception as err:  # a video is never worth the training run
+            log.warning("recording a video at train_iter %d failed: %s", pl_module.train_iter, err)
+            return
+        self.last_video = str(video.path)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                caption = f"env steps {pl_module.env_steps}, return {video.episode_return:g}"
+                logger.log_video("eval/video", [self.last_video], step=trainer.global_step, caption=[caption])
+
     def _run_episodes(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> EpisodeStats:
         return trainer.datamodule.evaluate(pl_module, self.n_episodes, self.seed)
 
@@ -118,6 +169,7 @@ class Evaluator(pl.Callback):
             "best_model_path": self.best_model_path,
             "stop_value_reached": self.stop_value_reached,
             "last_eval_iter": self._last_eval_iter,
+            "n_evaluations": self.n_evaluations,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -127,6 +179,7 @@ class Evaluator(pl.Callback):
         self.best_model_path = state_dict["best_model_path"]
         self.stop_value_reached = state_dict["stop_value_reached"]
         self._last_eval_iter = state_dict["last_eval_iter"]
+        self.n_evaluations = state_dict.get("n_evaluations", 0)  # absent in checkpoints of older versions
 
 
 def _checkpoint_dir(trainer: pl.Trainer) -> str:

@@ -30,6 +30,7 @@ from lightning_rl.envs import (
 )
 from lightning_rl.envs.two_player import Opponent, OpponentPool, TwoPlayerEnv
 from lightning_rl.envs.vector import EnvFactory, Vectorization, check_manager_kwargs
+from lightning_rl.envs.video import EpisodeVideo, enable_rgb_frames, record_episode
 from lightning_rl.utils.checks import ConfigError, check_at_least, check_choice, check_positive
 
 if TYPE_CHECKING:
@@ -311,23 +312,47 @@ class EnvDataModule(pl.LightningDataModule):
         if self._eval_env is None or self._eval_env.num_envs != n_eval_envs:
             self._close_eval_env()
             self._eval_env = self.make_vector_env(n_eval_envs, evaluation=True)
-        module = policy if isinstance(policy, nn.Module) else nn.Module()
-        was_training = module.training
-        module.eval()  # dropout / batch norm in user networks must not make evaluation random
-        if isinstance(policy, RecurrentActor):  # one state per eval env, reset at its episodes' starts
-            states = RecurrentStates(policy, n_eval_envs, mode="eval")
-            act, on_done = states.act, states.reset
-        else:
-            act, on_done = functools.partial(policy.act, mode="eval"), None
+        act, on_done = self._eval_actor(policy, n_eval_envs)
         try:
-            return run_episodes(
-                lambda obs: act(self.preprocess_obs(obs)), self._eval_env, n_episodes, seed, on_done
-            )
+            with _eval_mode(policy):
+                return run_episodes(
+                    lambda obs: act(self.preprocess_obs(obs)), self._eval_env, n_episodes, seed, on_done
+                )
         except EnvManagerError:
             self._close_eval_env()
             raise
+
+    def make_render_env(self) -> gym.Env:
+        """One evaluation env whose ``render()`` returns ``rgb_array`` frames (a ``ValueError`` naming its
+        render modes when it has none)."""
+        env = self.make_eval_env()
+        try:
+            return enable_rgb_frames(env)
+        except ValueError:
+            env.close()
+            raise
+
+    def record_episode(self, policy: Actor, seed: int, max_frames: int, path: str) -> EpisodeVideo:
+        """One deterministic episode of ``policy`` (as :meth:`evaluate` plays them) on a fresh
+        :meth:`make_render_env`, reset with ``seed``, written to the mp4 ``path``."""
+        env = self.make_render_env()
+        act, _ = self._eval_actor(policy, 1)
+        try:
+            with _eval_mode(policy):
+                return record_episode(lambda obs: act(self.preprocess_obs(obs)), env, seed, max_frames, path)
         finally:
-            module.train(was_training)
+            env.close()
+
+    @staticmethod
+    def _eval_actor(
+        policy: Actor, n_envs: int
+    ) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], None] | None]:
+        """``(obs -> actions, on_done)`` of ``policy`` in eval mode over ``n_envs`` envs: a recurrent
+        policy keeps one state per env, reset at its episodes' starts (``on_done``)."""
+        if isinstance(policy, RecurrentActor):
+            states = RecurrentStates(policy, n_envs, mode="eval")
+            return states.act, states.reset
+        return functools.partial(policy.act, mode="eval"), None
 
     def val_dataloader(self) -> list[int]:
         # One "batch" per `validate` run, so that Lightning runs the loop whose end the Evaluator callback
@@ -370,6 +395,19 @@ def refuse_with_ray(flag: str, value: bool, why: str) -> None:
             f"true with collection: ray ({why})",
             "false",
         )
+
+
+@contextmanager
+def _eval_mode(policy: Actor) -> Iterator[None]:
+    """An ``nn.Module`` policy in eval mode meanwhile: dropout / batch norm in user networks must not make
+    evaluation random."""
+    module = policy if isinstance(policy, nn.Module) else nn.Module()
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
 
 
 def _with_opponents(make: Callable[[], gym.Env], pool: OpponentPool) -> gym.Env:

@@ -20,6 +20,7 @@ from lightning_rl.envs.two_player import (
     play_games,
 )
 from lightning_rl.envs.vector import make_vector_env, probe_env_spec, resolve_env_factory, true_next_obs
+from lightning_rl.envs.video import EpisodeVideo, Mp4Writer, enable_rgb_frames, record_episode
 
 __all__ = [
     "BaseEnv",
@@ -34,6 +35,10 @@ __all__ = [
     "MultiAgentLayout",
     "PettingZooEnv",
     "EpisodeStats",
+    "EpisodeVideo",
+    "Mp4Writer",
+    "enable_rgb_frames",
+    "record_episode",
     "GameResult",
     "OpponentPool",
     "RANDOM",
