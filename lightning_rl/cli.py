@@ -337,6 +337,10 @@ def main(args: list[str] | None = None) -> None:
             from lightning_rl.plot import main as plot
 
             return plot(argv[1:])
+        if argv[:1] == ["tune"]:  # a hyperparameter search: many fits, no LightningCLI subcommand
+            from lightning_rl.tune import main as tune
+
+            return tune(argv[1:])
         RLCLI(args=args)
     except ReportedError as err:  # bad input, a damaged file, a diverged run: one line, no traceback
         if os.environ.get(DEBUG_ENV, "0") not in ("", "0"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -46,15 +47,18 @@ def serial_pipeline(
         "--data.init_args.seed",
         str(seed),
     ]
-    for key, value in overrides.items():
-        args += [
-            f"--{key}",
-            value if isinstance(value, str) else _to_yaml(value),
-        ]
-    cli = RLCLI(args=args)
+    cli = RLCLI(args=[*args, *override_args(overrides)])
     return cli.result
 
 
+def override_args(overrides: Mapping[str, Any]) -> list[str]:
+    """Command-line overrides of dotted config keys: ``{"data.init_args.nstep": 3}`` ->
+    ``["--data.init_args.nstep=3"]``; values as one-line YAML (``[128, 128]``, ``false``), strings as
+    they are."""
+    return [
+        f"--{key}={value if isinstance(value, str) else _to_yaml(value)}" for key, value in overrides.items()
+    ]
+
+
 def _to_yaml(value: Any) -> str:
-    """One-line YAML for a command-line value: ``[128, 128]``, ``false``, ``0.001``."""
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
