@@ -76,6 +76,7 @@ def train(kind: str, seed: int, env_steps: int, games: int) -> dict[str, Any]:
         "seed": seed,
         "env_steps": cli.datamodule.env_steps,
         "weights": {k: v.cpu() for k, v in policy.state_dict().items()},
+        "hparams": dict(policy.hparams),  # the network as the config built it (encoder, widths)
         "history": [(row["env_steps"], row["elo"]["main_0"]) for row in callback.history],
         "snapshots": len(callback.league.of_role("historical")),
         "vs_random": play(policy, None, games, "eval", seed),
@@ -96,11 +97,11 @@ def bradley_terry_elo(wins: np.ndarray, iterations: int = 500) -> np.ndarray:
     return 1000.0 + 400.0 * np.log10(strength)
 
 
-def tournament(runs: list[dict[str, Any]], games: int, spec: dict) -> np.ndarray:
+def tournament(runs: list[dict[str, Any]], games: int) -> np.ndarray:
     """Elo of the random player (first) and every run's final policy."""
     policies = [None]
     for run in runs:
-        policy = PPO(env_spec=spec, hidden_sizes=[128, 128]).eval()
+        policy = PPO(**run["hparams"]).eval()
         policy.load_state_dict(run["weights"])
         policies.append(policy)
     wins = np.zeros((len(policies), len(policies)))
@@ -124,10 +125,7 @@ def main() -> None:
     jobs = [(kind, seed, args.env_steps, args.games) for kind in KINDS for seed in args.seeds]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         runs = pool.starmap(train, jobs)
-    from lightning_rl.envs.vector import probe_env_spec, resolve_env_factory
-
-    spec = probe_env_spec(*resolve_env_factory(GAME, None)).to_dict()
-    elo = tournament(runs, args.tournament_games, spec)
+    elo = tournament(runs, args.tournament_games)
     print(f"connect four, {args.env_steps} env steps per run; {args.games} games per evaluation")
     print(
         "| matchmaking | seed | snapshots | vs random: win / draw / loss | vs first snapshot: win / draw / "
