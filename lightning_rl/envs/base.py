@@ -96,6 +96,10 @@ def merge_config(owner: str, defaults: Mapping[str, Any], cfg: Mapping[str, Any]
 class BaseEnv(gym.Wrapper):
     """An env built from a config; subclasses set ``default_config`` and implement :meth:`_build`.
 
+    Its :attr:`spec` recreates it from that config (``gymnasium.make(env.spec)``, ``env.spec.make()``, as
+    gymnasium's env checker and spec-based tools do): the entry point is this class, the kwargs the
+    resolved config.
+
     Args:
         cfg: config entries overriding ``default_config`` (``None`` or ``{}``: all defaults).
         **overrides: more entries, applied after ``cfg`` (convenient from YAML ``env_kwargs``).
@@ -106,6 +110,9 @@ class BaseEnv(gym.Wrapper):
     def __init__(self, cfg: Mapping[str, Any] | None = None, **overrides: Any) -> None:
         self.cfg = merge_config(type(self).__name__, self.default_config, {**(cfg or {}), **overrides})
         super().__init__(self._build(self.cfg))
+        # the built env's own spec (its id, time limit), before a gymnasium.make of this env's spec sets
+        # the innermost env's spec to that one
+        self._built_spec = self.env.spec
         self._next_seed: int | None = None
         self._dynamic_seed = True
 
@@ -113,12 +120,24 @@ class BaseEnv(gym.Wrapper):
         """The gymnasium env this config describes."""
         raise NotImplementedError
 
+    @property
+    def spec(self) -> gym.envs.registration.EnvSpec:  # type: ignore[override]
+        """This env as ``entry point(cfg=<its config>)``. Not the inner env's spec plus this wrapper: the
+        inner env is what :meth:`_build` makes, not an argument, so gymnasium could not re-wrap it."""
+        cls = type(self)
+        return gym.envs.registration.EnvSpec(
+            id=cls.__name__,
+            entry_point=f"{cls.__module__}:{cls.__qualname__}",
+            kwargs={"cfg": copy.deepcopy(self.cfg)},
+            max_episode_steps=None,  # the inner env keeps its own time limit
+        )
+
     def reward_space(self) -> gym.spaces.Box:
         """Space of one reward; override where rewards are bounded."""
         return UNBOUNDED_REWARD
 
     def info(self) -> EnvInfo:  # type: ignore[override]  # gym.Wrapper has no info(); nerveX's name
-        spec = self.env.spec
+        spec = self._built_spec
         return EnvInfo(
             env_id=spec.id if spec is not None else type(self).__name__,
             obs_space=self.observation_space,

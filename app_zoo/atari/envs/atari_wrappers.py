@@ -1,7 +1,8 @@
 """The two DeepMind Atari wrappers gymnasium lacks: episodic life and fire on reset.
 
 Both wrap an env that already skips frames (gymnasium's ``AtariPreprocessing``), so one ``step`` here
-is one agent step. They read the emulator through ``env.unwrapped.ale``.
+is one agent step. They read the emulator through ``env.unwrapped.ale``, and record their constructor
+arguments (``RecordConstructorArgs``), so an env spec recreates them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 
 
-class EpisodicLifeWrapper(gym.Wrapper):
+class EpisodicLifeWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """A lost life ends the episode (``terminated=True``) for the learner, not the game.
 
     The next :meth:`reset` after a life loss that left lives over does not restart the game: it takes
@@ -25,6 +26,7 @@ class EpisodicLifeWrapper(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)  # recreatable from a spec (gymnasium.make)
         super().__init__(env)
         self.lives = 0
         self.game_over = True  # the first reset starts a game
@@ -50,7 +52,7 @@ class EpisodicLifeWrapper(gym.Wrapper):
         return obs, info
 
 
-class FireResetWrapper(gym.Wrapper):
+class FireResetWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Press FIRE (action 1), then action 2, after every reset: games such as Breakout stand still until
     FIRE is pressed, which a random policy takes long to find.
 
@@ -60,6 +62,7 @@ class FireResetWrapper(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         meanings = env.unwrapped.get_action_meanings()
         if len(meanings) < 3 or meanings[1] != "FIRE":
