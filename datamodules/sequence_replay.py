@@ -54,6 +54,9 @@ class SequenceReplayDataModule(OffPolicyDataModule):
                 f"an int in [0, {seq_len})",
             )
         super().__init__(frame_store=False, **kwargs)
+        if self.ray_settings is not None:  # remote actors ship n-step transitions, not recurrent sequences
+            problem = "got 'ray' (recurrent sequence replay collects locally)"
+            raise ConfigError(f"collection: {problem}", "collection", problem, "'local'")
         self.burn_in = burn_in
         self.nstep = self.hparams.nstep
         if self._compress_keys:

@@ -16,7 +16,7 @@ from cli_utils import CONFIG, REPO, short_run_args
 from lightning_rl import keys
 from lightning_rl.cli import RLCLI
 from lightning_rl.data.actors import CollectorWorker, RaySettings
-from lightning_rl.datamodules import OffPolicyDataModule, OnPolicyDataModule
+from lightning_rl.datamodules import OffPolicyDataModule, OnPolicyDataModule, SequenceReplayDataModule
 from lightning_rl.envs import make_vector_env
 from lightning_rl.policies import DQN, IMPALA
 from lightning_rl.rl_utils import apex_epsilon
@@ -63,6 +63,10 @@ def test_collection_settings_that_cannot_work_are_refused():
         OnPolicyDataModule(collection="ray", normalize_obs=True)
     with pytest.raises(ConfigError, match="collection: two-player games run in-process"):
         OffPolicyDataModule(env_id="tictactoe_v3", collection="ray")
+    with pytest.raises(
+        ConfigError, match="collection: got 'ray' \\(recurrent sequence replay collects locally"
+    ):
+        SequenceReplayDataModule(collection="ray")
     with pytest.raises(ValueError, match="collection must be one of"):
         OffPolicyDataModule(collection="threads")
 
