@@ -1,5 +1,6 @@
 """gymnasium's own env checker passes on every app_zoo env and on a wrapped gymnasium id as they are,
-spec recreation included (``gymnasium.make(env.spec)``)."""
+spec recreation included (``gymnasium.make(env.spec)``); our env managers behave as gymnasium's SAME_STEP
+vector env (spaces, autoresets, ``call`` / ``get_attr`` / ``set_attr``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from app_zoo.classic_control.cartpole.envs import CartPoleEnv
 from app_zoo.classic_control.mountain_car.envs import MountainCarEnv
 from app_zoo.classic_control.pendulum.envs import PendulumEnv
 from app_zoo.mujoco.envs import HalfCheetahEnv, HopperEnv, Walker2dEnv
-from lightning_rl.envs import GymEnv
+from lightning_rl.envs import GymEnv, SubprocessEnvManager, SyncEnvManager
 
 ENVS = {
     "CartPoleEnv": lambda: CartPoleEnv(),
@@ -60,3 +61,54 @@ def test_the_spec_recreates_the_same_env(name):
 def test_the_atari_wrappers_record_their_arguments():
     assert issubclass(EpisodicLifeWrapper, gym.utils.RecordConstructorArgs)
     assert issubclass(FireResetWrapper, gym.utils.RecordConstructorArgs)
+
+
+# --- our env managers as gymnasium vector envs ------------------------------------------------------------
+MANAGERS = {"sync": SyncEnvManager, "subprocess": SubprocessEnvManager}
+
+
+@pytest.mark.parametrize("kind", list(MANAGERS))
+def test_a_manager_steps_as_gymnasiums_same_step_vector_env(kind):
+    make = [lambda: gym.make("CartPole-v1")] * 3
+    ours = MANAGERS[kind](make)
+    theirs = gym.vector.SyncVectorEnv(make, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    assert ours.metadata["autoreset_mode"] == theirs.metadata["autoreset_mode"]
+    assert ours.observation_space == theirs.observation_space and ours.action_space == theirs.action_space
+    assert ours.single_action_space == theirs.single_action_space
+    obs, _ = ours.reset(seed=7)
+    expected, _ = theirs.reset(seed=7)
+    np.testing.assert_array_equal(obs, expected)
+    actions = np.random.default_rng(0).integers(0, 2, size=(150, 3))
+    episode_ends = 0
+    for action in actions:  # episodes end along the way: the autoresets must agree too
+        obs, reward, terminated, truncated, info = ours.step(action)
+        expected, their_reward, their_terminated, their_truncated, their_info = theirs.step(action)
+        np.testing.assert_array_equal(obs, expected)
+        np.testing.assert_array_equal(reward, their_reward)
+        np.testing.assert_array_equal(terminated, their_terminated)
+        np.testing.assert_array_equal(truncated, their_truncated)
+        done = terminated | truncated
+        if done.any():
+            episode_ends += int(done.sum())
+            np.testing.assert_array_equal(info["final_obs"][done], np.stack(their_info["final_obs"][done]))
+    assert episode_ends > 3
+    ours.close()
+    theirs.close()
+
+
+@pytest.mark.parametrize("kind", list(MANAGERS))
+def test_call_get_attr_and_set_attr_reach_every_env_through_its_wrappers(kind):
+    manager = MANAGERS[kind]([lambda: gym.make("CartPole-v1")] * 3)
+    manager.reset(seed=0)
+    assert manager.get_attr("gravity") == (9.8, 9.8, 9.8)
+    manager.set_attr("gravity", [1.0, 2.0, 3.0])
+    assert manager.call("get_wrapper_attr", "gravity") == (1.0, 2.0, 3.0)  # a method, with its argument
+    manager.set_attr("force_mag", 5.0)  # one value for every env
+    assert manager.get_attr("force_mag") == (5.0, 5.0, 5.0)
+    assert [spec.id for spec in manager.get_attr("spec")] == ["CartPole-v1"] * 3
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        manager.get_attr("nope")
+    manager.step(np.zeros(3, dtype=np.int64))  # the envs still step after a failed access
+    with pytest.raises(ValueError, match="2 values for 3 envs"):
+        manager.set_attr("gravity", [1.0, 2.0])
+    manager.close()

@@ -17,8 +17,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lightning_rl.envs.manager.base import access_env
+
 STEP = b"s"
 RESET = b"r"
+ACCESS = b"a"  # call / get / set an attribute of each env (gymnasium's call, get_attr, set_attr)
 CLOSE = b"c"
 
 
@@ -36,6 +39,13 @@ class SharedArrays:
     reward: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
+
+
+@dataclass(frozen=True)
+class AccessError:
+    """Reply of a worker whose env's attribute access raised: that exception, re-raised in the parent."""
+
+    error: BaseException
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,12 @@ def worker_main(
                     arrays.obs[current], info = env.reset(seed=seed, options=options)
                     infos.append(info)
                 conn.send(infos if any(infos) else None)
+            elif command == ACCESS:
+                name, requests = conn.recv()  # one request per env of this worker
+                try:
+                    conn.send([access_env(env, name, r) for env, r in zip(envs, requests, strict=True)])
+                except Exception as error:  # the caller's mistake (no such attribute): the envs are fine
+                    conn.send(AccessError(error))
             elif command == CLOSE:
                 break
     except (EOFError, KeyboardInterrupt, BrokenPipeError):

@@ -385,6 +385,27 @@ class EnvManager(gym.vector.VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         self._close_envs()
 
+    # ----------------------------------------------------------------------------- gymnasium's env access
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """Each env's attribute ``name`` (through its wrappers), called with ``args`` / ``kwargs`` when it
+        is callable, as gymnasium's ``SyncVectorEnv.call``: one result per env."""
+        self._check_open()
+        return tuple(self._access_envs(name, ("call", args, kwargs)))
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """Each env's attribute ``name`` (a method is called without arguments, as gymnasium does)."""
+        return self.call(name)
+
+    def set_attr(self, name: str, values: Any) -> None:
+        """Set attribute ``name`` of each env (through its wrappers) to ``values[i]``, or to ``values``
+        itself when it is not a list or tuple."""
+        self._check_open()
+        if not isinstance(values, list | tuple):
+            values = [values] * self.num_envs
+        if len(values) != self.num_envs:
+            raise ValueError(f"set_attr({name!r}): {len(values)} values for {self.num_envs} envs")
+        self._access_envs(name, ("set", list(values)))
+
     # ----------------------------------------------------------------------------- subclass hooks
     def _reset_envs(self, options: dict[str, Any] | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Reset all envs (seeding each with :meth:`_env_seed`); obs ``(E, *obs_shape)`` and infos."""
@@ -398,5 +419,19 @@ class EnvManager(gym.vector.VectorEnv):
         """
         raise NotImplementedError
 
+    def _access_envs(self, name: str, request: tuple) -> list[Any]:
+        """:func:`access_env` on every env: one result per env, in env order."""
+        raise NotImplementedError
+
     def _close_envs(self) -> None:
         raise NotImplementedError
+
+
+def access_env(env: gym.Env, name: str, request: tuple) -> Any:
+    """``("call", args, kwargs)``: ``env``'s attribute ``name``, called if callable; ``("set", value)``:
+    set it. Wrappers are searched as ``get_wrapper_attr`` / ``set_wrapper_attr`` do."""
+    if request[0] == "set":
+        env.set_wrapper_attr(name, request[1])
+        return None
+    attribute = env.get_wrapper_attr(name)
+    return attribute(*request[1], **request[2]) if callable(attribute) else attribute

@@ -11,7 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from lightning_rl.envs.manager._worker import CLOSE, RESET, STEP, SharedArrays, WorkerError, worker_main
+from lightning_rl.envs.manager._worker import (
+    ACCESS,
+    CLOSE,
+    RESET,
+    STEP,
+    AccessError,
+    SharedArrays,
+    WorkerError,
+    worker_main,
+)
 from lightning_rl.envs.manager.base import EnvManager, EnvManagerError, EnvStep, FaultKind
 from lightning_rl.utils.checks import check_choice, check_int, check_positive
 
@@ -330,6 +339,28 @@ class SubprocessEnvManager(EnvManager):
             [info],
         )
         return self._to_env_steps(np.array([i]), result)
+
+    def _access_envs(self, name: str, request: tuple) -> list[Any]:
+        if self._in_flight.any():  # their step replies are due first on the pipes
+            raise EnvManagerError(f"{name!r}: no env access while envs are stepping under step_ready")
+        for worker in self._workers:
+            rows = worker.env_indices
+            per_env = [("set", request[1][i]) for i in rows] if request[0] == "set" else [request] * len(rows)
+            try:
+                worker.conn.send_bytes(ACCESS)  # type: ignore[union-attr]
+                worker.conn.send((name, per_env))  # type: ignore[union-attr]
+            except (AttributeError, OSError, ValueError) as error:
+                raise EnvManagerError(f"{self.env_name}: env worker pipe broken: {error!r}") from None
+        replies = []
+        for w in range(len(self._workers)):  # every reply is read, so the pipes stay in step
+            try:
+                replies.append(self._receive(w, self.reset_timeout))
+            except _Fault as fault:
+                raise EnvManagerError(f"{self.env_name}: env worker {w} failed: {fault}") from None
+        errors = [reply.error for reply in replies if isinstance(reply, AccessError)]
+        if errors:
+            raise errors[0]
+        return [result for reply in replies for result in reply]
 
     def _close_envs(self) -> None:
         for worker in getattr(self, "_workers", []):

@@ -9,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from lightning_rl.envs.manager.base import EnvManager
+from lightning_rl.envs.manager.base import EnvManager, access_env
 
 
 class SyncEnvManager(EnvManager):
@@ -88,6 +88,14 @@ class SyncEnvManager(EnvManager):
             obs[row] = next_obs
             infos[row] = info
         return obs, reward, terminated, truncated, final_obs, dropped, infos
+
+    def _access_envs(self, name: str, request: tuple) -> list[Any]:
+        if request[0] == "set":
+            return [
+                access_env(env, name, ("set", value))
+                for env, value in zip(self.envs, request[1], strict=True)
+            ]
+        return [access_env(env, name, request) for env in self.envs]
 
     def _close_envs(self) -> None:
         for env in self.envs:
