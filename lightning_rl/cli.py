@@ -337,6 +337,10 @@ def main(args: list[str] | None = None) -> None:
             from lightning_rl.plot import main as plot
 
             return plot(argv[1:])
+        if argv[:1] == ["export"]:  # a checkpoint's acting part as TorchScript / ONNX
+            from lightning_rl.export import main as export
+
+            return export(argv[1:])
         if argv[:1] == ["tune"]:  # a hyperparameter search: many fits, no LightningCLI subcommand
             from lightning_rl.tune import main as tune
 
