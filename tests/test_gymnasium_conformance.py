@@ -4,6 +4,7 @@ vector env (spaces, autoresets, ``call`` / ``get_attr`` / ``set_attr``)."""
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 
 import gymnasium as gym
@@ -18,7 +19,14 @@ from app_zoo.classic_control.cartpole.envs import CartPoleEnv
 from app_zoo.classic_control.mountain_car.envs import MountainCarEnv
 from app_zoo.classic_control.pendulum.envs import PendulumEnv
 from app_zoo.mujoco.envs import HalfCheetahEnv, HopperEnv, Walker2dEnv
-from lightning_rl.envs import GymEnv, SubprocessEnvManager, SyncEnvManager
+from lightning_rl.envs import (
+    GymEnv,
+    LBForagingEnv,
+    PettingZooEnv,
+    SubprocessEnvManager,
+    SyncEnvManager,
+    TwoPlayerEnv,
+)
 
 ENVS = {
     "CartPoleEnv": lambda: CartPoleEnv(),
@@ -34,9 +42,31 @@ ENVS = {
 }
 
 
-@pytest.mark.parametrize("name", list(ENVS))
+def multi_agent_and_two_player_envs() -> dict:
+    """Our gymnasium faces of PettingZoo games: the learner's seat of a two-player game, a team's joint
+    step (MPE, discrete and continuous; Level-Based Foraging)."""
+    envs = {
+        "TwoPlayerEnv tictactoe": lambda: TwoPlayerEnv("tictactoe_v3"),
+        "TwoPlayerEnv connect_four": lambda: TwoPlayerEnv("connect_four_v3"),
+    }
+    if importlib.util.find_spec("mpe2") is not None:
+        spread = "mpe2.simple_spread_v3"
+        envs["PettingZooEnv simple_spread"] = lambda: PettingZooEnv(env=spread, N=3)
+        envs["PettingZooEnv simple_spread continuous"] = lambda: PettingZooEnv(
+            env=spread, continuous_actions=True
+        )
+    if importlib.util.find_spec("lbforaging") is not None:
+        envs["LBForagingEnv"] = lambda: LBForagingEnv()
+    return envs
+
+
+ALL_ENVS = {**ENVS, **multi_agent_and_two_player_envs()}
+
+
+@pytest.mark.filterwarnings("ignore:.*Illegal move made")
+@pytest.mark.parametrize("name", list(ALL_ENVS))
 def test_check_env_passes_as_is(name):
-    env = ENVS[name]()
+    env = ALL_ENVS[name]()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the checker's advice (unbounded Box, a seed() method) is no failure
         check_env(env, skip_render_check=True)

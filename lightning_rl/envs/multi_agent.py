@@ -296,6 +296,10 @@ class LBForagingEnv(MultiAgentEnv):
         return agent_obs, agent_obs.reshape(-1), mask
 
     def _reset(self, seed: int | None):
+        # lbforaging 2.0.0 spawns players on cells free of the previous episode's players too, so a seeded
+        # reset would depend on the last episode: clear their positions first (gymnasium's check_env)
+        for player in self.env.unwrapped.players:
+            player.position = None
         observations, _ = self.env.reset(seed=seed)
         return self._parts(observations), {}
 
