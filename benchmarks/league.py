@@ -76,7 +76,8 @@ def train(kind: str, seed: int, env_steps: int, games: int) -> dict[str, Any]:
         "seed": seed,
         "env_steps": cli.datamodule.env_steps,
         "weights": {k: v.cpu() for k, v in policy.state_dict().items()},
-        "hparams": dict(policy.hparams),  # the network as the config built it (encoder, widths)
+        # the network as the config built it (encoder, widths), without the CLI's own entries
+        "hparams": {k: v for k, v in policy.hparams.items() if not k.startswith("_")},
         "history": [(row["env_steps"], row["elo"]["main_0"]) for row in callback.history],
         "snapshots": len(callback.league.of_role("historical")),
         "vs_random": play(policy, None, games, "eval", seed),
@@ -125,6 +126,10 @@ def main() -> None:
     jobs = [(kind, seed, args.env_steps, args.games) for kind in KINDS for seed in args.seeds]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         runs = pool.starmap(train, jobs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.save(runs, args.out / "runs.pt")  # the trained runs, kept should the tournament fail
+    for run in runs:
+        print(f"{run['kind']} seed {run['seed']}: vs random {run['vs_random']}, vs first {run['vs_first']}")
     elo = tournament(runs, args.tournament_games)
     print(f"connect four, {args.env_steps} env steps per run; {args.games} games per evaluation")
     print(

@@ -169,7 +169,9 @@ def _provenance(seeds: list[int]) -> list[str]:
     return [
         f"- commit `{commit.stdout.strip() or 'unknown'}`{changes}, {when}",
         f"- {', '.join(versions)}; Python {platform.python_version()}",
-        f"- {platform.machine()} CPU, {os.cpu_count()} cores, one torch thread per run, no GPU",
+        f"- {platform.machine()} CPU, {os.cpu_count()} cores, one torch thread per run, no GPU; load average"
+        f" {os.getloadavg()[2]:.1f} over the last 15 min when written (other jobs inflate the times, of ours"
+        " and the peer's alike)",
     ]
 
 
