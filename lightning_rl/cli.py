@@ -131,6 +131,9 @@ class RLCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("trainer_class", RLTrainer)
         kwargs.setdefault("parser_class", RLArgumentParser)
+        # policies build their own optimizers (per network, with their schedules): LightningCLI's
+        # top-level optimizer / lr_scheduler keys would silently replace them, so they are unknown keys
+        kwargs.setdefault("auto_configure_optimizers", False)
         self.result: dict[str, Any] | None = None
         self._args = kwargs.get("args")  # parsed again without defaults by _parse_ckpt_path
         super().__init__(

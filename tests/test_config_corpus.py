@@ -42,6 +42,7 @@ CASES = [
     ("unknown_data_key", DQN, ["--data.init_args.buffer=5"], None, "data.init_args.buffer"),
     ("unknown_evaluator_key", DQN, ["--evaluator.stop_val=3"], None, "evaluator.stop_val: unknown key"),
     ("unknown_env_manager_key", DQN, ["--data.init_args.env_manager={bogus: 1}"], None, "bogus"),
+    ("top_level_optimizer", DQN, ["--optimizer=torch.optim.SGD"], None, "optimizer: unknown key"),
     ("unknown_ppo_key", PPO, ["--model.init_args.clip=0.1"], None, "model.init_args.clip"),
     # wrong types
     ("lr_is_text", DQN, ["--model.init_args.lr=fast"], None, "model.init_args.lr"),
