@@ -87,8 +87,8 @@ class Evaluator(pl.Callback):
         self._last_eval_iter = 0
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.video_interval is not None and trainer.is_global_zero:
-            try:  # a config that cannot record fails now, not at the first video
+        if self.video_interval is not None:
+            try:  # a config that cannot record fails now, not at the first video (on every rank alike)
                 trainer.datamodule.make_render_env().close()
             except ValueError as err:
                 raise ConfigError(
@@ -142,10 +142,11 @@ class Evaluator(pl.Callback):
             pl_module.log_dict(stats.as_metrics(), batch_size=len(stats.returns))
 
     def _record_video(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """One episode to ``<log_dir>/videos`` and the loggers that take videos (rank 0 only)."""
+        """One episode to ``<log_dir>/videos`` and the loggers that take videos (rank 0 records; every rank
+        calls this, as ``trainer.log_dir`` is a collective under DDP)."""
+        folder = os.path.join(trainer.log_dir or trainer.default_root_dir, "videos")
         if not trainer.is_global_zero:
             return
-        folder = os.path.join(trainer.log_dir or trainer.default_root_dir, "videos")
         path = os.path.join(folder, f"eval_{pl_module.env_steps}.mp4")
         try:
             video = trainer.datamodule.record_episode(pl_module, self.seed, self.video_max_frames, path)
