@@ -28,6 +28,13 @@ from lightning_rl.envs import (
     TwoPlayerEnv,
 )
 
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory: keep them out of the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
 ENVS = {
     "CartPoleEnv": lambda: CartPoleEnv(),
     "PendulumEnv": lambda: PendulumEnv(),

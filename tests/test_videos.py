@@ -106,6 +106,7 @@ def test_mujoco_episodes_are_recorded_off_screen(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tmp_path,  # MuJoCo's MUJOCO_LOG.TXT lands there, not in the repo
         env={**__import__("os").environ, "MUJOCO_GL": "osmesa"},
     )
     if done.returncode != 0 and "OSMesa" in done.stderr:
