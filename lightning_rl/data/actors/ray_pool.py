@@ -191,8 +191,10 @@ class RayActorPool:
 
     # --- tasks -----------------------------------------------------------------------------------------
     def start(self) -> None:
-        """One task per actor (call once)."""
+        """One task per actor (call once), after reading each actor's first process id: a process that
+        dies before its first result is counted as restarted too."""
         self.started = True
+        self._pids = list(self.ray.get([actor.pid.remote() for actor in self.actors]))
         for actor in range(len(self.actors)):
             self.submit(actor)
 
@@ -262,6 +264,10 @@ class RemoteWorker:
     def __init__(self, worker_kwargs: dict[str, Any]):
         self.worker_kwargs = worker_kwargs
         self.worker: CollectorWorker | None = None
+
+    def pid(self) -> int:
+        """This actor's current process."""
+        return os.getpid()
 
     def run(
         self, method: str, args: tuple[Any, ...], policy: list[Any], weights: list[Any], version: int
