@@ -55,7 +55,8 @@ def test_rainbow_config_solves_cartpole(tmp_path, monkeypatch):
 
 @pytest.mark.learning
 def test_r2d2_solves_the_velocity_masked_cartpole(tmp_path, monkeypatch):
-    reaches(tmp_path, monkeypatch, "cartpole_masked_r2d2", 0, 475, 200_000)
+    # seed 1: 50k env steps to 475 (seeds 0 / 2: 122k / 70k, docs/benchmarks.md), to keep the suite short
+    reaches(tmp_path, monkeypatch, "cartpole_masked_r2d2", 1, 475, 200_000)
 
 
 def solve_pendulum(tmp_path, monkeypatch, algo: str, seed: int) -> None:
