@@ -86,6 +86,9 @@ def test_same_transitions_as_gymnasium_sync_vector_env(manager, no_leaked_worker
     env = manager(CartPoleEnv, env_cfg=[{}, {}, {}])
     try:
         assert env.num_envs == 3 and env.single_action_space == gym.spaces.Discrete(2)
+        assert env.metadata["autoreset_mode"] == reference.metadata["autoreset_mode"]
+        assert env.observation_space == reference.observation_space
+        assert env.action_space == reference.action_space
         obs, _ = env.reset(seed=7)
         ref_obs, _ = reference.reset(seed=7)
         np.testing.assert_array_equal(obs, ref_obs)

@@ -1,6 +1,7 @@
 """gymnasium's own env checker passes on every app_zoo env and on a wrapped gymnasium id as they are,
 spec recreation included (``gymnasium.make(env.spec)``); our env managers behave as gymnasium's SAME_STEP
-vector env (spaces, autoresets, ``call`` / ``get_attr`` / ``set_attr``)."""
+vector env's ``call`` / ``get_attr`` / ``set_attr`` (their transitions, spaces and autoreset mode are
+checked against gymnasium's in ``test_env_managers.py``)."""
 
 from __future__ import annotations
 
@@ -102,35 +103,6 @@ def test_the_atari_wrappers_record_their_arguments():
 
 # --- our env managers as gymnasium vector envs ------------------------------------------------------------
 MANAGERS = {"sync": SyncEnvManager, "subprocess": SubprocessEnvManager}
-
-
-@pytest.mark.parametrize("kind", list(MANAGERS))
-def test_a_manager_steps_as_gymnasiums_same_step_vector_env(kind):
-    make = [lambda: gym.make("CartPole-v1")] * 3
-    ours = MANAGERS[kind](make)
-    theirs = gym.vector.SyncVectorEnv(make, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    assert ours.metadata["autoreset_mode"] == theirs.metadata["autoreset_mode"]
-    assert ours.observation_space == theirs.observation_space and ours.action_space == theirs.action_space
-    assert ours.single_action_space == theirs.single_action_space
-    obs, _ = ours.reset(seed=7)
-    expected, _ = theirs.reset(seed=7)
-    np.testing.assert_array_equal(obs, expected)
-    actions = np.random.default_rng(0).integers(0, 2, size=(150, 3))
-    episode_ends = 0
-    for action in actions:  # episodes end along the way: the autoresets must agree too
-        obs, reward, terminated, truncated, info = ours.step(action)
-        expected, their_reward, their_terminated, their_truncated, their_info = theirs.step(action)
-        np.testing.assert_array_equal(obs, expected)
-        np.testing.assert_array_equal(reward, their_reward)
-        np.testing.assert_array_equal(terminated, their_terminated)
-        np.testing.assert_array_equal(truncated, their_truncated)
-        done = terminated | truncated
-        if done.any():
-            episode_ends += int(done.sum())
-            np.testing.assert_array_equal(info["final_obs"][done], np.stack(their_info["final_obs"][done]))
-    assert episode_ends > 3
-    ours.close()
-    theirs.close()
 
 
 @pytest.mark.parametrize("kind", list(MANAGERS))
