@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_rl.contract import RecurrentActor
+from lightning_rl.data.normalizer import RunningMeanStd, standardize
 from lightning_rl.errors import ReportedError
 from lightning_rl.utils.checks import ConfigError
 
@@ -38,24 +39,20 @@ SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
 class _Normalizer(nn.Module):
-    """The on-policy DataModule's ``standardize``: ``(obs - mean) / sqrt(var + eps)`` in float64, clipped,
-    as float32 (exactly :meth:`RunningMeanStd.normalize`); the identity when there are no statistics."""
+    """The on-policy DataModule's :func:`~lightning_rl.data.normalizer.standardize` with the checkpoint's
+    statistics (traced into the exported model as constants); the identity when there are none."""
 
-    def __init__(self, stats: dict[str, Any] | None, clip: float | None, eps: float = 1e-8):
+    def __init__(self, stats: dict[str, Any] | None, clip: float | None):
         super().__init__()
         self.enabled = stats is not None
-        if self.enabled:
-            self.register_buffer("mean", stats["mean"].to(torch.float64))
-            self.register_buffer("std", torch.sqrt(stats["var"].to(torch.float64) + eps))
+        self.stats: RunningMeanStd | None = None
+        if stats is not None:
+            self.stats = RunningMeanStd(tuple(stats["mean"].shape))
+            self.stats.load_state_dict(stats)
         self.clip = clip
 
     def forward(self, obs: Tensor) -> Tensor:
-        if not self.enabled:
-            return obs
-        out = (obs.to(torch.float64) - self.mean) / self.std
-        if self.clip is not None:
-            out = out.clamp(-self.clip, self.clip)
-        return out.to(torch.float32)
+        return standardize(obs, self.stats, self.clip)
 
 
 class ExportedActor(nn.Module):
