@@ -82,6 +82,8 @@ class LeagueCallback(pl.Callback):
             ``min_snapshot_steps``).
         pfsp_prob, verification_prob, main_weighting: the main player's matchmaking mix (the rest is
             self-play against its current weights, whose games count in no table).
+        fixed_opponent_prob: the share of games against the random player (``include_random``), before
+            the mix above: PFSP alone all but stops playing it once it is beaten.
         payoff_decay, min_games: the payoff table's.
         include_random: a fixed random player in the league (an anchor for the ratings and the first
             opponent PFSP can pick).
@@ -98,6 +100,7 @@ class LeagueCallback(pl.Callback):
         pfsp_prob: float = 0.5,
         verification_prob: float = 0.15,
         main_weighting: Weighting = "squared",
+        fixed_opponent_prob: float = 0.0,
         payoff_decay: float = 0.99,
         min_games: float = 8.0,
         include_random: bool = True,
@@ -113,6 +116,10 @@ class LeagueCallback(pl.Callback):
                 f"max_snapshot_steps must be >= min_snapshot_steps = {min_snapshot_steps} or null, "
                 f"got {max_snapshot_steps}"
             )
+        if fixed_opponent_prob and not include_random:
+            raise ValueError(
+                "fixed_opponent_prob needs include_random: true (the random player is the fixed opponent)"
+            )
         self.league = League(
             snapshot_win_rate=snapshot_win_rate,
             min_snapshot_steps=min_snapshot_steps,
@@ -120,6 +127,7 @@ class LeagueCallback(pl.Callback):
             pfsp_prob=pfsp_prob,
             verification_prob=verification_prob,
             main_weighting=main_weighting,
+            fixed_opponent_prob=fixed_opponent_prob,
             payoff_decay=payoff_decay,
             min_games=min_games,
             seed=seed,

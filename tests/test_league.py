@@ -95,6 +95,25 @@ def test_a_main_player_plays_pfsp_self_play_and_verification_in_the_alphastar_mi
     assert share["historical_1"] == pytest.approx(0.65, abs=0.03)
 
 
+def test_a_fixed_share_of_a_main_players_games_goes_to_the_opponents_without_a_parent():
+    league = League(fixed_opponent_prob=0.2, pfsp_prob=0.5, verification_prob=0.0, min_games=0, seed=0)
+    league.add_player("main", {"w": 0})
+    league.add_player("historical", player_id="random")  # a fixed opponent: no parent
+    league.snapshot("main_0", {"w": 1})  # historical_0, a snapshot of main_0
+    for _ in range(20):
+        league.record("main_0", "random", "win")  # beaten: PFSP squared gives it weight 0
+    league.record("main_0", "historical_0", "loss")
+    picks = [league.choose_opponent("main_0") for _ in range(4000)]
+    share = {name: picks.count(name) / len(picks) for name in set(picks)}
+    # 20% the fixed opponent; PFSP (50%) all on historical_0; self-play the remaining 30%
+    assert share["random"] == pytest.approx(0.2, abs=0.02)
+    assert share["historical_0"] == pytest.approx(0.5, abs=0.03)
+    assert share["main_0"] == pytest.approx(0.3, abs=0.03)
+    assert [p.player_id for p in league.fixed_opponents()] == ["random"]
+    with pytest.raises(ValueError, match="summing to at most 1"):
+        League(fixed_opponent_prob=0.5, pfsp_prob=0.5, verification_prob=0.15)
+
+
 def test_exploiters_aim_at_the_main_players_and_the_league():
     league = league_with_history()
     assert {league.choose_opponent("main_exploiter_0") for _ in range(50)} == {"main_0"}

@@ -50,7 +50,9 @@ class League:
 
     Matchmaking (:meth:`choose_opponent`), for the learner's role:
 
-    * ``main``: with probability ``pfsp_prob`` an opponent from every historical player by PFSP
+    * ``main``: with probability ``fixed_opponent_prob`` one of the league's fixed opponents (historical
+      players added without a parent, such as a random player), uniformly; with ``pfsp_prob`` an
+      opponent from every historical player by PFSP
       (``main_weighting``, ``"squared"``: the hardest most); with ``verification_prob`` a check that
       nothing beats it: a historical exploiter it wins less than 30% against, else a snapshot of the main
       opponent it wins less than 70% against (PFSP squared among them), if there is any; otherwise
@@ -74,7 +76,10 @@ class League:
 
     Args:
         snapshot_win_rate, min_snapshot_steps, max_snapshot_steps, league_exploiter_reset: see above.
-        pfsp_prob, verification_prob, main_weighting: the main players' matchmaking mix.
+        pfsp_prob, verification_prob, main_weighting, fixed_opponent_prob: the main players' matchmaking
+            mix. Why a fixed share: PFSP ``"squared"`` all but stops playing an opponent it beats, so a
+            strong main player meets a random player's odd moves (threats no trained opponent makes)
+            almost never and loses a few of its games against it.
         payoff_decay, min_games: the :class:`~lightning_rl.league.Payoff` table's.
         seed: the matchmaking's random generator (its state is checkpointed).
     """
@@ -88,14 +93,17 @@ class League:
         pfsp_prob: float = 0.5,
         verification_prob: float = 0.15,
         main_weighting: Weighting = "squared",
+        fixed_opponent_prob: float = 0.0,
         payoff_decay: float = 0.99,
         min_games: float = 8.0,
         seed: int = 0,
     ):
-        if not 0.0 <= pfsp_prob <= 1.0 or not 0.0 <= verification_prob <= 1.0 - pfsp_prob:
+        shares = {"fixed_opponent_prob": fixed_opponent_prob, "pfsp_prob": pfsp_prob}
+        shares["verification_prob"] = verification_prob
+        if any(not 0.0 <= share <= 1.0 for share in shares.values()) or sum(shares.values()) > 1.0:
             raise ValueError(
-                "pfsp_prob and verification_prob must be probabilities with pfsp_prob + verification_prob "
-                f"<= 1, got {pfsp_prob} and {verification_prob}"
+                f"{', '.join(shares)} must be probabilities summing to at most 1 (the rest is self-play), "
+                f"got {', '.join(str(share) for share in shares.values())}"
             )
         if not 0.0 <= snapshot_win_rate <= 1.0 or not 0.0 <= league_exploiter_reset <= 1.0:
             raise ValueError("snapshot_win_rate and league_exploiter_reset must lie in [0, 1]")
@@ -107,6 +115,7 @@ class League:
             verification_prob,
             main_weighting,
         )
+        self.fixed_opponent_prob = fixed_opponent_prob
         self.payoff = Payoff(payoff_decay, min_games)
         self.elo, self.trueskill = EloRatings(), TrueSkillRatings()
         self.players: dict[str, Player] = {}
@@ -197,8 +206,16 @@ class League:
             return self._pfsp(player_id, history, "squared") if history else self.of_role("main")[0].player_id
         raise ValueError(f"{player_id} is historical: it does not learn, so it is never matched as a learner")
 
+    def fixed_opponents(self) -> list[Player]:
+        """Historical players added without a parent (a random player, a scripted bot)."""
+        return [p for p in self.of_role("historical") if p.parent_id is None]
+
     def _main_opponent(self, learner: Player) -> str:
         me, coin = learner.player_id, self.rng.random()
+        fixed = self.fixed_opponents()
+        if coin < self.fixed_opponent_prob and fixed:
+            return fixed[int(self.rng.integers(len(fixed)))].player_id
+        coin -= self.fixed_opponent_prob  # the remaining shares, as without fixed opponents
         history = self.of_role("historical")
         if coin < self.pfsp_prob and history:
             return self._pfsp(me, history, self.main_weighting)
