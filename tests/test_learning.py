@@ -50,7 +50,8 @@ def reaches(tmp_path, monkeypatch, config: str, seed: int, stop_value: float, bu
 
 @pytest.mark.learning
 def test_rainbow_config_solves_cartpole(tmp_path, monkeypatch):
-    reaches(tmp_path, monkeypatch, "cartpole_rainbow", 0, 475, 50_000)
+    # seed 2: 11k env steps to 475 (seeds 0 / 1: 21k / 28k, docs/benchmarks.md), to keep the suite short
+    reaches(tmp_path, monkeypatch, "cartpole_rainbow", 2, 475, 50_000)
 
 
 @pytest.mark.learning
