@@ -9,7 +9,7 @@ moves, seats alternating) and one Bradley-Terry fit turns the results into Elo (
 a table per run and each kind's mean Elo; written: ``--out``/league_elo.png (each run's Elo in its own
 league over env steps) and ``--out``/league_benchmark.json.
 
-    python benchmarks/league.py [--seeds 0 1 2] [--env-steps 400000] [--jobs 2]
+    python benchmarks/league.py [--seeds 0 1 2] [--env-steps 800000] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def tournament(runs: list[dict[str, Any]], games: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--env-steps", type=int, default=400_000)
+    parser.add_argument("--env-steps", type=int, default=800_000)
     parser.add_argument("--games", type=int, default=200)
     parser.add_argument("--tournament-games", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=2)

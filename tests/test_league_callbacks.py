@@ -105,6 +105,30 @@ def test_a_league_on_a_one_player_env_is_a_config_error(tmp_path, capsys):
     assert message.startswith("error: ") and "data.init_args.env_id" in message and "two-player" in message
 
 
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        (
+            "{include_random: false, fixed_opponent_prob: 0.1}",
+            "fixed_opponent_prob needs include_random: true",
+        ),
+        (
+            "{fixed_opponent_prob: 0.6}",
+            "fixed_opponent_prob, pfsp_prob, verification_prob must be probabilities",
+        ),
+    ],
+)
+def test_a_random_player_share_that_cannot_be_played_is_a_config_error(tmp_path, capsys, knobs, message):
+    from lightning_rl.cli import main
+
+    config = str(REPO / "configs" / "connect_four_league.yaml")
+    with pytest.raises(SystemExit) as exit_:
+        main(fit_args(config, tmp_path, f"--trainer.callbacks.init_args={knobs}"))
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith(f"error: {message}"), lines
+
+
 class CaptureLeague(pl.Callback):
     """The league state the resumed run starts from (after Lightning restored the checkpoint)."""
 
