@@ -36,6 +36,25 @@ def test_unknown_env_id_names_field_and_suggests():
         resolve_env_factory("CartPol-v1", None)
 
 
+def test_gymnasiums_module_colon_id_registers_the_env_by_importing_its_module(tmp_path, monkeypatch):
+    (tmp_path / "chase_envs.py").write_text(
+        "import gymnasium\n"
+        "gymnasium.register('Chase-v0', entry_point='gymnasium.envs.classic_control:CartPoleEnv')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name, make = resolve_env_factory("chase_envs:Chase-v0", None)
+    env = make()
+    try:
+        assert name == "chase_envs:Chase-v0" and env.spec.id == "Chase-v0"
+    finally:
+        env.close()
+        gym.registry.pop("Chase-v0")
+    with pytest.raises(ValueError, match="unknown gymnasium environment id 'chase_envs:Missing-v0'"):
+        resolve_env_factory("chase_envs:Missing-v0", None)
+    with pytest.raises(ValueError, match="unknown gymnasium environment id 'no_such_module:Chase-v0'"):
+        resolve_env_factory("no_such_module:Chase-v0", None)
+
+
 def test_env_id_and_env_fn_are_exclusive():
     with pytest.raises(ValueError, match="exactly one of 'env_id'"):
         resolve_env_factory("CartPole-v1", lambda: gym.make("CartPole-v1"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
@@ -34,7 +35,8 @@ def resolve_env_factory(
 ) -> tuple[str, Callable[[], gym.Env]]:
     """Return ``(name, make)`` where ``make()`` builds one env; validates the id before anything runs.
 
-    ``env_id`` is a registered gymnasium id or a two-player PettingZoo AEC game (a
+    ``env_id`` is a registered gymnasium id (also gymnasium's ``module:EnvId``: importing ``module``
+    registers ``EnvId``, in every worker process too) or a two-player PettingZoo AEC game (a
     :class:`~lightning_rl.envs.TwoPlayerEnv`; ids as :func:`~lightning_rl.envs.two_player.aec_game_factory`
     takes them: ``connect_four_v3``, ``tictactoe_v3``, ``package.module:function``).
     """
@@ -47,7 +49,7 @@ def resolve_env_factory(
                 f"env_fn must be callable (a function or class returning a gymnasium.Env), got {env_fn!r}"
             )
         return factory_name(env_fn), partial(env_fn, **env_kwargs)
-    if env_id not in gym.registry:
+    if not _registered(env_id):
         try:  # a two-player PettingZoo game by its id, e.g. connect_four_v3
             aec_game_factory(env_id)
         except ValueError:
@@ -63,6 +65,22 @@ def resolve_env_factory(
         )
         raise ValueError(f"env_id: unknown gymnasium environment id '{env_id}'{hint}")
     return env_id, partial(gym.make, env_id, **env_kwargs)
+
+
+def _registered(env_id: str) -> bool:
+    """``env_id`` is in gymnasium's registry, or is ``module:EnvId`` whose module registers ``EnvId``."""
+    if env_id in gym.registry:
+        return True
+    module, colon, name = env_id.partition(":")
+    if not colon:
+        return False
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name is None or not module.startswith(err.name):
+            raise  # the module exists and fails to import something of its own: its error, not ours
+        return False
+    return name in gym.registry
 
 
 def probe_env_spec(name: str, make: Callable[[], gym.Env]) -> EnvSpec:
