@@ -80,7 +80,7 @@ def test_atari_episodes_are_recorded_from_the_game_screen(tmp_path):
         n_envs=1,
     )
     video = dm.record_episode(FirstAction(), seed=0, max_frames=30, path=str(tmp_path / "pong.mp4"))
-    assert video.n_frames == 30 and video.fps == 30  # cut at max_frames; ALE's render_fps
+    assert video.n_frames == 30 and video.fps == 15  # cut at max_frames; 60 Hz / frame_skip 4: real time
     meta, frames = decoded_frames(video.path)
     assert meta["size"] == (160, 210) and len(frames) == 30  # the RGB screen, not the 84x84 observation
 
@@ -112,7 +112,7 @@ def test_mujoco_episodes_are_recorded_off_screen(tmp_path):
     if done.returncode != 0 and "OSMesa" in done.stderr:
         pytest.skip(f"no OSMesa library for off-screen MuJoCo rendering: {done.stderr.splitlines()[-1]}")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["12", "125"]  # Hopper's render_fps
+    assert done.stdout.split() == ["12", "125.0"]  # Hopper's render_fps
     meta, frames = decoded_frames(path)
     assert meta["size"] == (480, 480) and len(frames) == 12 and frames[0].std() > 0
 

@@ -28,7 +28,7 @@ class EpisodeVideo:
     path: Path
     n_frames: int  # the first observation's frame, then one per step
     episode_return: float
-    fps: int
+    fps: float
 
 
 def enable_rgb_frames(env: gym.Env) -> gym.Env:
@@ -49,7 +49,7 @@ def record_episode(
     """One episode of ``act`` (obs ``(1, *obs_shape)`` -> actions ``(1, ...)``) on ``env`` (rendering, see
     :func:`enable_rgb_frames`), reset with ``seed``, written to the mp4 ``path`` frame by frame (a MuJoCo
     episode's frames would take most of a gigabyte held together); at most ``max_frames`` frames."""
-    fps = int(env.unwrapped.metadata.get("render_fps") or 30)
+    fps = float(env.metadata.get("render_fps") or 30)  # the outermost env's: a wrapper may set its own
     obs, _ = env.reset(seed=seed)
     episode_return, done, n_frames = 0.0, False, 1
     with Mp4Writer(path, fps) as video:
@@ -77,7 +77,7 @@ class Mp4Writer:
     fixes the size. Frames are padded by edge pixels to even sides (yuv420p, what browsers and wandb play,
     needs them), never resized."""
 
-    def __init__(self, path: str | Path, fps: int):
+    def __init__(self, path: str | Path, fps: float):
         self.path, self.fps = Path(path), fps
         self._writer: Any = None
 

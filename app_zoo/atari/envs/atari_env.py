@@ -30,6 +30,7 @@ from lightning_rl.utils.checks import check_int, check_range
 
 INSTALL_HINT = "pip install 'lightning-rl[atari]' (ale-py with its bundled ROMs, and opencv for resizing)"
 SCREEN_SIZE = 84
+EMULATOR_FPS = 60  # the Atari 2600's frame rate (ALE's metadata says 30)
 CLIPPED_REWARD = gym.spaces.Box(-1.0, 1.0, shape=(), dtype=np.float32)
 
 
@@ -92,6 +93,12 @@ class AtariEnv(BaseEnv):
         "full_action_space": False,
         "max_episode_frames": 108_000,
     }
+
+    def __init__(self, cfg: Mapping[str, Any] | None = None, **overrides: Any) -> None:
+        super().__init__(cfg, **overrides)
+        # a rendered episode has one frame per agent step, frame_skip emulator frames apart: at ALE's
+        # render_fps (30) a frame_skip-4 video plays at twice real time
+        self.metadata = {**self.env.metadata, "render_fps": EMULATOR_FPS / self.cfg["frame_skip"]}
 
     def _build(self, cfg: dict[str, Any]) -> gym.Env:
         register_ale_envs()
