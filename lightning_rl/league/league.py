@@ -51,8 +51,8 @@ class League:
     Matchmaking (:meth:`choose_opponent`), for the learner's role:
 
     * ``main``: with probability ``fixed_opponent_prob`` one of the league's fixed opponents (historical
-      players added without a parent, such as a random player), uniformly; with ``pfsp_prob`` an
-      opponent from every historical player by PFSP
+      players added without a parent, such as a random player), uniformly (a league without one gives
+      that share to PFSP); with ``pfsp_prob`` an opponent from every historical player by PFSP
       (``main_weighting``, ``"squared"``: the hardest most); with ``verification_prob`` a check that
       nothing beats it: a historical exploiter it wins less than 30% against, else a snapshot of the main
       opponent it wins less than 70% against (PFSP squared among them), if there is any; otherwise
