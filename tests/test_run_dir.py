@@ -22,8 +22,8 @@ def _claim(root: str) -> int:
 
 def test_processes_claiming_at_once_get_distinct_versions(tmp_path):
     (tmp_path / "version_3").mkdir()  # an earlier run: never reused, numbering goes on after it
-    # forked workers start at once (spawned ones re-import torch first: ~20 s more on 2 cores)
-    with multiprocessing.get_context("fork").Pool(8) as pool:
+    # spawned, not forked: a fork of the suite's process (torch, gloo and Ray threads) can hang
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
         versions = pool.map(_claim, [str(tmp_path)] * 16)
     assert sorted(versions) == list(range(4, 20))
     assert all((tmp_path / f"version_{v}").is_dir() for v in versions)
