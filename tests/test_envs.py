@@ -53,6 +53,10 @@ def test_gymnasiums_module_colon_id_registers_the_env_by_importing_its_module(tm
         resolve_env_factory("chase_envs:Missing-v0", None)
     with pytest.raises(ValueError, match="unknown gymnasium environment id 'no_such_module:Chase-v0'"):
         resolve_env_factory("no_such_module:Chase-v0", None)
+    # its own missing import, though that name begins its name, is its error: not "no such module"
+    (tmp_path / "chase_envs_extra.py").write_text("import chase_env\n")
+    with pytest.raises(ModuleNotFoundError, match="'chase_env'"):
+        resolve_env_factory("chase_envs_extra:Chase-v0", None)
 
 
 def test_env_id_and_env_fn_are_exclusive():

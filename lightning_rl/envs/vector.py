@@ -77,7 +77,7 @@ def _registered(env_id: str) -> bool:
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as err:
-        if err.name is None or not module.startswith(err.name):
+        if err.name is None or not (module == err.name or module.startswith(f"{err.name}.")):
             raise  # the module exists and fails to import something of its own: its error, not ours
         return False
     return name in gym.registry
