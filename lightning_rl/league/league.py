@@ -98,8 +98,11 @@ class League:
         min_games: float = 8.0,
         seed: int = 0,
     ):
-        shares = {"fixed_opponent_prob": fixed_opponent_prob, "pfsp_prob": pfsp_prob}
-        shares["verification_prob"] = verification_prob
+        shares = {
+            "fixed_opponent_prob": fixed_opponent_prob,
+            "pfsp_prob": pfsp_prob,
+            "verification_prob": verification_prob,
+        }
         if any(not 0.0 <= share <= 1.0 for share in shares.values()) or sum(shares.values()) > 1.0:
             raise ValueError(
                 f"{', '.join(shares)} must be probabilities summing to at most 1 (the rest is self-play), "
