@@ -16,15 +16,12 @@ from cli_utils import REPO, short_run_args
 from lightning_rl.run_dir import RunDirError, claim_version
 
 
-def _claim(root: str) -> int:
-    return claim_version(root)
-
-
 def test_processes_claiming_at_once_get_distinct_versions(tmp_path):
     (tmp_path / "version_3").mkdir()  # an earlier run: never reused, numbering goes on after it
-    # spawned, not forked: a fork of the suite's process (torch, gloo and Ray threads) can hang
-    with multiprocessing.get_context("spawn").Pool(8) as pool:
-        versions = pool.map(_claim, [str(tmp_path)] * 16)
+    # spawned, not forked: a fork of the suite's process (torch, gloo and Ray threads) can hang. Four
+    # workers race for sixteen claims (each spawned worker spends seconds importing Lightning).
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        versions = pool.map(claim_version, [str(tmp_path)] * 16)
     assert sorted(versions) == list(range(4, 20))
     assert all((tmp_path / f"version_{v}").is_dir() for v in versions)
 
