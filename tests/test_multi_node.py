@@ -11,6 +11,9 @@ import pytest
 from cli_utils import REPO, short_run_args
 from ddp_probe import run_two_nodes
 
+# one Ray cluster at a time: under pytest-xdist every Ray test runs in one worker ("ray stop --force"
+# ends every cluster on the machine, and ray.init() would join a cluster another test started)
+pytestmark = pytest.mark.xdist_group("ray")
 PPO = str(REPO / "configs" / "cartpole_ppo.yaml")
 REPORT = ["--trainer.logger=false", "--trainer.callbacks+=tests.ddp_probe.RankReport"]
 

@@ -22,6 +22,9 @@ from lightning_rl.policies import DQN, IMPALA
 from lightning_rl.rl_utils import apex_epsilon
 from lightning_rl.utils.checks import ConfigError
 
+# one Ray cluster at a time: under pytest-xdist every Ray test runs in one worker ("ray stop --force"
+# ends every cluster on the machine, and ray.init() would join a cluster another test started)
+pytestmark = pytest.mark.xdist_group("ray")
 IMPALA_CONFIG = str(REPO / "configs" / "cartpole_impala.yaml")
 RAY = ["--data.init_args.collection=ray", "--data.init_args.ray={n_actors: 2}", "--trainer.logger=false"]
 
