@@ -114,6 +114,16 @@ def tournament(runs: list[dict[str, Any]], games: int) -> np.ndarray:
     return bradley_terry_elo(wins)
 
 
+def elo_difference(pfsp: list[float], uniform: list[float]) -> str:
+    """The difference of the mean Elos and its standard error over the seeds (Welch's: each kind's own
+    variance), the yardstick for the sign: the seeds of one kind spread more than the tournament's games."""
+    difference = statistics.mean(pfsp) - statistics.mean(uniform)
+    if min(len(pfsp), len(uniform)) < 2:
+        return f"{difference:+.0f} Elo (one seed: no standard error)"
+    error = (statistics.variance(pfsp) / len(pfsp) + statistics.variance(uniform) / len(uniform)) ** 0.5
+    return f"{difference:+.0f} Elo, standard error over seeds {error:.0f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -143,12 +153,14 @@ def main() -> None:
             f"| {run['kind']} | {run['seed']} | {run['snapshots']} | {r['win']:.2f} / {r['draw']:.2f} / "
             f"{r['loss']:.2f} | {f['win']:.2f} / {f['draw']:.2f} / {f['loss']:.2f} | {rating:.0f} |"
         )
-    means = {
-        kind: statistics.mean(e for run, e in zip(runs, elo[1:], strict=True) if run["kind"] == kind)
-        for kind in KINDS
+    by_kind = {
+        kind: [e for run, e in zip(runs, elo[1:], strict=True) if run["kind"] == kind] for kind in KINDS
     }
-    print("random player: 1000; mean Elo: " + ", ".join(f"{k} {v:.0f}" for k, v in means.items()))
-    print(f"PFSP - uniform self-play: {means['pfsp'] - means['uniform']:+.0f} Elo")
+    print(
+        "random player: 1000; mean Elo: "
+        + ", ".join(f"{k} {statistics.mean(v):.0f}" for k, v in by_kind.items())
+    )
+    print(f"PFSP - uniform self-play: {elo_difference(by_kind['pfsp'], by_kind['uniform'])}")
     args.out.mkdir(parents=True, exist_ok=True)
     _plot(runs, args.out / "league_elo.png")
     summary = [
