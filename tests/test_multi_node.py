@@ -4,16 +4,10 @@ under DDP, and remote actors on a shared Ray cluster feed a 2-rank learner."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from cli_utils import REPO, short_run_args
 from ddp_probe import run_two_nodes
 
-# one Ray cluster at a time: under pytest-xdist every Ray test runs in one worker ("ray stop --force"
-# ends every cluster on the machine, and ray.init() would join a cluster another test started)
-pytestmark = pytest.mark.xdist_group("ray")
 PPO = str(REPO / "configs" / "cartpole_ppo.yaml")
 REPORT = ["--trainer.logger=false", "--trainer.callbacks+=tests.ddp_probe.RankReport"]
 
@@ -54,37 +48,3 @@ def test_ppo_on_two_nodes_keeps_its_replicas_in_sync(tmp_path):
     assert_in_sync(reports, 40)
     assert reports[0]["rollouts"] == reports[1]["rollouts"] > 0
     assert reports[0]["obs_mean"] != reports[1]["obs_mean"]
-
-
-@pytest.fixture
-def ray_head(tmp_path):
-    """A Ray cluster started with ``ray start --head``, as on a head node; both ranks join it."""
-    ray = [sys.executable, "-m", "ray.scripts.scripts"]
-    subprocess.run(
-        [*ray, "start", "--head", "--num-cpus=4", "--include-dashboard=false"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    yield
-    subprocess.run([*ray, "stop", "--force"], capture_output=True, timeout=120)
-
-
-@pytest.mark.ddp
-def test_remote_actors_feed_a_two_rank_learner(tmp_path, ray_head):
-    args = short_run_args(
-        tmp_path,
-        *REPORT,
-        "--data.init_args.collection=ray",
-        "--data.init_args.ray={n_actors: 1, address: auto}",
-        "--data.init_args.n_envs=2",
-        "--data.init_args.max_env_steps=3000",
-        "--data.init_args.sample_insert_ratio=[8, 64]",  # the learners wait for data: the actors get CPU
-        "--evaluator.stop_value=null",
-        max_steps=10**6,
-    )
-    reports = run_two_nodes(args, tmp_path)
-    assert reports[0]["param_sum"] == reports[1]["param_sum"]
-    assert reports[0]["train_iter"] == reports[1]["train_iter"] > 0
-    assert reports[0]["env_steps"] == reports[1]["env_steps"] >= 3000  # both ranks' actors, counted alike
-    assert reports[0]["first_obs"] != reports[1]["first_obs"]  # each rank's actor runs its own envs

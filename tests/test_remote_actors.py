@@ -1,9 +1,15 @@
-"""Remote actors on Ray (collection: ray): settings and config errors, the worker in-process, DQN and
-IMPALA fits streaming from 2 actors on a local cluster, a killed actor restarted mid-run, and resume."""
+"""Remote actors on Ray (collection: ray): settings and config errors, the worker in-process, remote actors
+on a `ray start --head` cluster feeding a 2-rank learner (two `torchrun --nnodes 2` nodes), DQN and IMPALA
+fits streaming from 2 actors on a local cluster, a killed actor restarted mid-run, and resume.
+
+Every Ray test lives in this file: under pytest-xdist (`--dist loadfile`) a file runs in one worker, so
+one Ray cluster runs at a time (`ray.init()` would join a cluster another test started)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import gymnasium as gym
@@ -12,6 +18,7 @@ import pytorch_lightning as pl
 import ray
 import torch
 from cli_utils import CONFIG, REPO, short_run_args
+from ddp_probe import run_two_nodes
 
 from lightning_rl import keys
 from lightning_rl.cli import RLCLI
@@ -22,9 +29,6 @@ from lightning_rl.policies import DQN, IMPALA
 from lightning_rl.rl_utils import apex_epsilon
 from lightning_rl.utils.checks import ConfigError
 
-# one Ray cluster at a time: under pytest-xdist every Ray test runs in one worker ("ray stop --force"
-# ends every cluster on the machine, and ray.init() would join a cluster another test started)
-pytestmark = pytest.mark.xdist_group("ray")
 IMPALA_CONFIG = str(REPO / "configs" / "cartpole_impala.yaml")
 RAY = ["--data.init_args.collection=ray", "--data.init_args.ray={n_actors: 2}", "--trainer.logger=false"]
 
@@ -152,6 +156,43 @@ def test_a_worker_rollout_has_advantages_and_next_obs():
     assert rollout.batch_size == torch.Size([16, 3])
     assert {keys.ADVANTAGE, keys.RETURNS, keys.NEXT_OBS, keys.LOG_PROB} <= set(rollout.keys())
     worker.close()
+
+
+# --- a cluster started by `ray start --head`, as on a head node ------------------------------------------
+# before the tests on `local_ray`'s cluster: `ray stop --force` ends every cluster on the machine
+@pytest.fixture
+def ray_head(tmp_path):
+    """A Ray cluster started with ``ray start --head``, as on a head node; both ranks join it."""
+    ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
+    subprocess.run(
+        [*ray_cli, "start", "--head", "--num-cpus=4", "--include-dashboard=false"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    yield
+    subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+
+
+@pytest.mark.ddp
+def test_remote_actors_feed_a_two_rank_learner(tmp_path, ray_head):
+    args = short_run_args(
+        tmp_path,
+        "--trainer.logger=false",
+        "--trainer.callbacks+=tests.ddp_probe.RankReport",
+        "--data.init_args.collection=ray",
+        "--data.init_args.ray={n_actors: 1, address: auto}",
+        "--data.init_args.n_envs=2",
+        "--data.init_args.max_env_steps=3000",
+        "--data.init_args.sample_insert_ratio=[8, 64]",  # the learners wait for data: the actors get CPU
+        "--evaluator.stop_value=null",
+        max_steps=10**6,
+    )
+    reports = run_two_nodes(args, tmp_path)
+    assert reports[0]["param_sum"] == reports[1]["param_sum"]
+    assert reports[0]["train_iter"] == reports[1]["train_iter"] > 0
+    assert reports[0]["env_steps"] == reports[1]["env_steps"] >= 3000  # both ranks' actors, counted alike
+    assert reports[0]["first_obs"] != reports[1]["first_obs"]  # each rank's actor runs its own envs
 
 
 # --- fits on a local Ray cluster ----------------------------------------------------------------------
