@@ -1,6 +1,7 @@
 """Two "nodes" x 1 process, each started by its own ``torchrun --nnodes 2`` on 127.0.0.1 (gloo), as the
-multi-node launch in docs/distributed.md: DQN and PPO keep their replicas in sync, a 2-node run resumes
-under DDP, and remote actors on a shared Ray cluster feed a 2-rank learner."""
+multi-node launch in docs/distributed.md: DQN and PPO keep their replicas in sync and a 2-node run resumes
+under DDP (remote actors of a shared Ray cluster feeding a 2-rank learner: tests/test_remote_actors.py, the
+home of every Ray test)."""
 
 from __future__ import annotations
 
