@@ -13,6 +13,9 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+# the CLI argument that adds RankReport (run_two_ranks and run_two_nodes read the files it writes)
+RANK_REPORT = "--trainer.callbacks+=tests.ddp_probe.RankReport"
+
 
 class RankReport(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -52,7 +55,7 @@ def free_port() -> int:
 
 def run_two_ranks(args: list[str], root: Path) -> list[dict]:
     """``python -m lightning_rl *args`` as 2 DDP ranks (gloo on loopback; ``args`` must add
-    ``--trainer.callbacks+=tests.ddp_probe.RankReport`` and write under ``root``); returns their reports."""
+    :data:`RANK_REPORT` and write under ``root``); returns their reports."""
     repo = Path(__file__).resolve().parents[1]
     ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "PYTHONPATH": str(repo)}

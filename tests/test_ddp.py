@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from cli_utils import PENDULUM_SAC, short_run_args
-from ddp_probe import run_two_ranks
+from ddp_probe import RANK_REPORT, run_two_ranks
 
 
 @pytest.mark.ddp
@@ -13,7 +13,7 @@ def test_two_rank_ddp_keeps_replicas_in_sync_with_separate_collectors(tmp_path):
     args = short_run_args(
         tmp_path,
         "--trainer.logger=false",
-        "--trainer.callbacks+=tests.ddp_probe.RankReport",
+        RANK_REPORT,
         "--data.init_args.nstep=1",  # every local step then lands in the buffer at once (checked below)
         max_steps=40,
     )
@@ -45,7 +45,7 @@ def test_two_rank_sac_keeps_actor_critics_and_temperature_in_sync(tmp_path):
     args = short_run_args(
         tmp_path,
         "--trainer.logger=false",
-        "--trainer.callbacks+=tests.ddp_probe.RankReport",
+        RANK_REPORT,
         "--model.init_args.random_steps=200",
         max_steps=48,
         config=PENDULUM_SAC,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 from cli_utils import REPO, short_run_args
-from ddp_probe import run_two_nodes
+from ddp_probe import RANK_REPORT, run_two_nodes
 
 PPO = str(REPO / "configs" / "cartpole_ppo.yaml")
-REPORT = ["--trainer.logger=false", "--trainer.callbacks+=tests.ddp_probe.RankReport"]
+REPORT = ["--trainer.logger=false", RANK_REPORT]
 
 
 def assert_in_sync(reports: list[dict], train_iter: int) -> None:

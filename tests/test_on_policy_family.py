@@ -8,7 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from cli_utils import REPO
-from ddp_probe import run_two_ranks
+from ddp_probe import RANK_REPORT, run_two_ranks
 from tensordict import TensorDict
 
 from lightning_rl import keys
@@ -128,7 +128,7 @@ def test_two_rank_ppo_keeps_replicas_in_sync(tmp_path):
     args = [
         *ppo_args(tmp_path, max_steps=40),
         "--trainer.logger=false",
-        "--trainer.callbacks+=tests.ddp_probe.RankReport",
+        RANK_REPORT,
         "--model.init_args.target_kl=0.01",  # the early stop is a decision of both ranks
     ]
     reports = run_two_ranks(args, tmp_path)

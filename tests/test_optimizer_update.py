@@ -10,7 +10,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from cli_utils import short_run_args
-from ddp_probe import run_two_ranks
+from ddp_probe import RANK_REPORT, run_two_ranks
 from pytorch_lightning.callbacks import ModelCheckpoint
 from tensordict import TensorDict
 from test_on_policy_family import ppo_args
@@ -183,7 +183,7 @@ def test_two_rank_ddp_direct_path_gives_lightnings_replicas(tmp_path):
         args = short_run_args(
             root,
             "--trainer.logger=false",
-            "--trainer.callbacks+=tests.ddp_probe.RankReport",
+            RANK_REPORT,
             *([] if direct else ["--trainer.callbacks+=tests.ddp_probe.LightningUpdatePath"]),
             max_steps=24,
         )

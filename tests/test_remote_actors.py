@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import ray
 import torch
 from cli_utils import CONFIG, REPO, short_run_args
-from ddp_probe import run_two_nodes
+from ddp_probe import RANK_REPORT, run_two_nodes
 
 from lightning_rl import keys
 from lightning_rl.cli import RLCLI
@@ -179,7 +179,7 @@ def test_remote_actors_feed_a_two_rank_learner(tmp_path, ray_head):
     args = short_run_args(
         tmp_path,
         "--trainer.logger=false",
-        "--trainer.callbacks+=tests.ddp_probe.RankReport",
+        RANK_REPORT,
         "--data.init_args.collection=ray",
         "--data.init_args.ray={n_actors: 1, address: auto}",
         "--data.init_args.n_envs=2",
